@@ -1,0 +1,60 @@
+"""The repository's own rules: the two commands, clean notebooks, pinned tools, lint."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import ROOT, notebooks
+
+ALL_NOTEBOOKS = notebooks("book") + notebooks("solutions") + notebooks("exercises")
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^(make \w+)\s+#", readme, flags=re.MULTILINE)
+    assert commands == ["make book", "make test"], commands
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, flags=re.MULTILINE), ".ci/run must call `make test`"
+
+
+def test_dependencies_are_declared_once() -> None:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    course = meta["optional-dependencies"]["course"]
+    assert "jupyter-book>=1.0.4.post1,<2" in course
+    for name in ("jupyterlab", "nbgrader", "papermill"):
+        assert any(dep.startswith(name) for dep in course), name
+    for name in ("torch", "torchvision", "matplotlib"):
+        assert any(re.match(rf"{name}\b(?!-)", dep) for dep in meta["dependencies"]), name
+    # environment.yml installs the package itself, so its dependencies cannot drift from pyproject.
+    assert '-e ".[course]"' in (ROOT / "environment.yml").read_text()
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_notebook_is_committed_without_outputs(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    dirty = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    ]
+    assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+def test_there_are_notebooks_to_check() -> None:
+    assert len(notebooks("book")) >= 3 and len(notebooks("solutions")) >= 3
+
+
+def test_ruff_is_clean() -> None:
+    for args in (["check", "."], ["format", "--check", "."]):
+        cmd = [sys.executable, "-m", "ruff", *args]
+        run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        assert run.returncode == 0, f"ruff {' '.join(args)}:\n{run.stdout}{run.stderr}"
