@@ -5,9 +5,9 @@ arguments: an impossible setting raises `ValueError` naming the bad argument ins
 silently wrong number. `tests/test_counting.py` compares each formula with real `torch.nn` modules
 over many random settings.
 
-Counting convention (see the book's chapter 2): the unit of cost is the MAC, one multiply-accumulate.
-FLOPs = 2 x MACs. Bias additions are not counted unless asked for, which reproduces the "ops" that
-torchvision and the papers publish.
+Counting convention (see the book's chapter 2): the unit of cost is the MAC, one
+multiply-accumulate. FLOPs = 2 x MACs. Bias additions are not counted unless asked for, which
+reproduces the "ops" that torchvision and the papers publish.
 
 Symbols follow the slides: input ``m x n x p`` (height, width, channels), ``d`` filters of size
 ``k x k x p``, stride ``s``, zero padding ``P``, dilation ``D``.
@@ -94,31 +94,38 @@ def pool_output_size(
     dilation: int = 1,
     ceil_mode: bool = False,
 ) -> int:
-    """Output length of max/avg pooling along one dimension (PyTorch's rule, `stride` defaults to k).
+    """Output length of max/avg pooling along one dimension, by PyTorch's rules.
 
-    With ``ceil_mode=True`` the division rounds up, but a window may not *start* inside the right
-    padding: the last window is dropped if it would begin at or beyond ``size + padding``.
+    `stride` defaults to `kernel_size`; `dilation` only exists for max pooling. PyTorch requires
+    ``padding <= kernel_size // 2`` (for max pooling also at most half the dilated kernel, which
+    is implied). With ``ceil_mode=True`` the division rounds up, so the last window may hang over
+    the right edge of the padded input, even when no window fits entirely; but a window may not
+    *start* in the right padding: it is dropped if it would begin at or beyond ``size + padding``.
 
     >>> pool_output_size(40, 2)  # 2x2 max pooling with stride 2 halves 40 -> 20
     20
+    >>> pool_output_size(5, 2), pool_output_size(5, 2, ceil_mode=True)  # a partial last window
+    (2, 3)
     """
     _check_int("size", size, 1)
     _check_int("kernel_size", kernel_size, 1)
     stride = kernel_size if stride is None else _check_int("stride", stride, 1)
     _check_int("padding", padding, 0)
     _check_int("dilation", dilation, 1)
+    if not isinstance(ceil_mode, bool):
+        raise ValueError(f"ceil_mode must be a bool, got {ceil_mode!r}")
     if padding > kernel_size // 2:
         raise ValueError(f"padding={padding} must be at most half of kernel_size={kernel_size}")
     span = dilation * (kernel_size - 1) + 1
-    if span > size + 2 * padding:
-        raise ValueError(
-            f"kernel_size={kernel_size} (dilation={dilation}) does not fit in size={size} "
-            f"with padding={padding}"
-        )
-    room = size + 2 * padding - span
-    out = (-(-room // stride) if ceil_mode else room // stride) + 1
+    room = size + 2 * padding - span  # negative when the window does not fit
+    out = (-(-room // stride) if ceil_mode else room // stride) + 1  # // rounds towards -inf
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1  # the last window would start in the padding only
+    if out < 1:
+        raise ValueError(
+            f"kernel_size={kernel_size} (dilation={dilation}, span {span}) does not fit in "
+            f"size={size} with padding={padding} (padded size {size + 2 * padding})"
+        )
     return out
 
 
@@ -147,7 +154,7 @@ def conv_transpose_output_size(
             f"dilation={dilation}"
         )
     out = (size - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1
-    if out < 1:
+    if out < 1:  # PyTorch returns an empty tensor for 0 (and raises below): we raise for both
         raise ValueError(f"padding={padding} is too large: the output size would be {out}")
     return out
 
