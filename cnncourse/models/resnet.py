@@ -1,0 +1,312 @@
+"""ResNet for ImageNet (He, Zhang, Ren and Sun, 2015, "Deep Residual Learning for Image
+Recognition"). A residual block learns F(x) = H(x) - x and outputs relu(F(x) + x): when the best
+mapping H is close to the identity, pushing F to 0 is easier than fitting H with nonlinear layers.
+
+Layout (paper, table 1), for a 224 x 224 input::
+
+    conv1    7x7, 64, stride 2                      -> 112 x 112
+    maxpool  3x3, stride 2                          ->  56 x  56
+    layer1   conv2_x  [block] x n1  (64 e channels)  ->  56 x  56
+    layer2   conv3_x  [block] x n2  (128 e)          ->  28 x  28
+    layer3   conv4_x  [block] x n3  (256 e)          ->  14 x  14
+    layer4   conv5_x  [block] x n4  (512 e)          ->   7 x   7
+    avgpool, fc (1000)
+
+with ``BasicBlock`` (two 3x3 convs, expansion e = 1) for 18/34 layers and ``Bottleneck``
+(1x1 reduce, 3x3, 1x1 expand by e = 4) for 50/101/152. The first block of layer2..4 halves the
+grid (stride 2) and changes the channel count, so its shortcut must change shape too (`shortcut`).
+Attribute names (``conv1 bn1 relu maxpool layer1..layer4 avgpool fc``, ``downsample``) are
+torchvision's: a torchvision ``state_dict`` loads with ``strict=True`` and gives the same outputs.
+
+Cost, in multiply-accumulates (MACs) for one 224 x 224 image (conv and fc, bias excluded;
+``cnncourse.profile.count_macs``); the paper's table 1 "FLOPs" are multiply-adds::
+
+    model       paper (v1)   ours v1         torchvision v1.5 (its published _ops)
+    resnet18    1.8 G        1,814,073,344   1,814,073,344 (1.814)
+    resnet34    3.6 G        3,663,761,408   3,663,761,408 (3.664)
+    resnet50    3.8 G        3,857,973,248   4,089,184,256 (4.089)
+    resnet101   7.6 G        7,570,194,432   7,801,405,440 (7.801)
+    resnet152   11.3 G       11,282,415,616  11,513,626,624 (11.514)
+
+Erratum: 18, 101 and 152 round to the paper's figures; 34 (3.66 G) and 50 (3.86 G) are printed
+one digit low (truncated rather than rounded). v1.5 costs 3 x 77,070,336 = 231,211,008 MACs more
+than v1 in the bottleneck nets: see `Bottleneck`. The basic-block nets are the same in both.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["BasicBlock", "Bottleneck", "ZeroPadShortcut", "ResNet", "make_shortcut"]
+__all__ += ["make_stage", "init_resnet", "LAYERS", "MODELS"]
+
+Shortcut = Literal["A", "B", "C"]
+Block = type["BasicBlock"] | type["Bottleneck"]
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    """3x3 conv, padding 1, no bias (the batch norm that follows has a shift)."""
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    """1x1 conv, no bias: mixes channels at each position (and subsamples when stride > 1)."""
+    return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A: the identity subsampled by `stride`, zeros appended for the new channels.
+
+    (N, in_channels, H, W) -> (N, out_channels, ceil(H/stride), ceil(W/stride)); no parameters.
+    (Some CIFAR code pads on both sides: the same network up to a channel permutation.)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError(f"out_channels={out_channels} < in_channels={in_channels}")
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]  # (N, C_in, H/s, W/s)
+        return F.pad(x, (0, 0, 0, 0, 0, self.out_channels - self.in_channels))  # (N, C_out, ...)
+
+
+def make_shortcut(
+    kind: Shortcut, in_channels: int, out_channels: int, stride: int = 1
+) -> nn.Module | None:
+    """The shortcut of one block, by the paper's options (sec. 4.1, table 3); None = identity.
+
+    A: identity, zero-padding where the shape changes (parameter-free; the CIFAR nets).
+    B: identity, a 1x1 conv + BN projection W_s x where the shape changes (torchvision).
+    C: a projection in every block.
+    """
+    if kind not in ("A", "B", "C"):
+        raise ValueError(f"shortcut must be 'A', 'B' or 'C', got {kind!r}")
+    same_shape = stride == 1 and in_channels == out_channels
+    if kind == "A":
+        return None if same_shape else ZeroPadShortcut(in_channels, out_channels, stride)
+    if kind == "B" and same_shape:
+        return None
+    return nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs and a shortcut: y = relu(F(x) + shortcut(x)), F = bn2(conv2(relu(bn1(conv1)))).
+
+    (N, in_channels, H, W) -> (N, out_channels, H/stride, W/stride). With ``residual=False``
+    it is the paper's "plain" block: y = relu(F(x)), no shortcut at all.
+    """
+
+    expansion = 1  # out_channels = expansion x the width of the stage (64, 128, 256, 512)
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        residual: bool = True,
+    ) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.downsample = downsample  # None: identity shortcut (or none, when not residual)
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))  # (N, C_out, H/s, W/s)
+        out = self.bn2(self.conv2(out))  # F(x)
+        if self.residual:
+            out = out + (x if self.downsample is None else self.downsample(x))  # F(x) + x
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce -> 3x3 -> 1x1 expand (x4), and a shortcut: y = relu(F(x) + shortcut(x)).
+
+    (N, in_channels, H, W) -> (N, out_channels, H/stride, W/stride); the 3x3 conv runs on
+    ``out_channels // 4`` channels, so it costs about as much as a basic block at a quarter width.
+
+    # NOTE: the paper (v1, and its Caffe models) puts the stride in the first 1x1 conv
+    # (``stride_in_1x1=True``); torchvision (v1.5, the default) puts it in the 3x3 conv, which
+    # then sees every position instead of discarding 3 in 4 of them before any 3x3 filter has
+    # looked at them: about +0.5% top-1. The parameters are the same; v1.5 costs more, since its
+    # 1x1 conv1 runs on the full H x W grid: in_channels * out_channels/4 * (HW - HW/4) more MACs
+    # in each strided block (77,070,336 in each of layer2..4 of ResNet-50/101/152 at 224 x 224).
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        residual: bool = True,
+        stride_in_1x1: bool = False,
+    ) -> None:
+        super().__init__()
+        width = out_channels // self.expansion
+        s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = conv1x1(in_channels, width, s1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, s3)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, out_channels)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))  # (N, C_out/4, H or H/s, W or W/s)
+        out = self.relu(self.bn2(self.conv2(out)))  # (N, C_out/4, H/s, W/s)
+        out = self.bn3(self.conv3(out))  # F(x): (N, C_out, H/s, W/s)
+        if self.residual:
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out)
+
+
+def make_stage(
+    block: Block,
+    in_channels: int,
+    out_channels: int,
+    num_blocks: int,
+    stride: int = 1,
+    shortcut: Shortcut = "B",
+    residual: bool = True,
+    **block_kwargs: bool,
+) -> nn.Sequential:
+    """`num_blocks` blocks; the first one takes `stride` and changes the channel count."""
+    blocks = []
+    for i in range(num_blocks):
+        cin, s = (in_channels, stride) if i == 0 else (out_channels, 1)
+        down = make_shortcut(shortcut, cin, out_channels, s) if residual else None
+        blocks.append(block(cin, out_channels, s, down, residual, **block_kwargs))
+    return nn.Sequential(*blocks)
+
+
+class ResNet(nn.Module):
+    """ResNet for ImageNet-sized inputs: (N, in_channels, H, W) -> (N, num_classes) logits.
+
+    `layers` is the number of blocks in each of the 4 stages (paper, table 1), e.g. (3, 4, 6, 3).
+    `version`: "v1.5" (torchvision) or "v1" (the paper): where a bottleneck block puts its stride.
+    `shortcut`: "B" (torchvision; the paper's ImageNet models), "A" or "C" (see `make_shortcut`).
+    `residual=False` builds the plain twin (same layers, no shortcuts) of sec. 4.1.
+    """
+
+    def __init__(
+        self,
+        block: Block,
+        layers: tuple[int, int, int, int],
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        version: Literal["v1", "v1.5"] = "v1.5",
+        shortcut: Shortcut = "B",
+        residual: bool = True,
+        zero_init_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        if version not in ("v1", "v1.5"):
+            raise ValueError(f"version must be 'v1' or 'v1.5', got {version!r}")
+        kw = {"stride_in_1x1": version == "v1"} if block is Bottleneck else {}
+        c = [64] + [w * block.expansion for w in (64, 128, 256, 512)]  # channels between stages
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = make_stage(block, c[0], c[1], layers[0], 1, shortcut, residual, **kw)
+        self.layer2 = make_stage(block, c[1], c[2], layers[1], 2, shortcut, residual, **kw)
+        self.layer3 = make_stage(block, c[2], c[3], layers[2], 2, shortcut, residual, **kw)
+        self.layer4 = make_stage(block, c[3], c[4], layers[3], 2, shortcut, residual, **kw)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(c[4], num_classes)
+        init_resnet(self, zero_init_residual)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (N, 64, H/4, W/4)
+        x = self.layer1(x)  # (N, 64e, H/4, W/4)
+        x = self.layer2(x)  # (N, 128e, H/8, W/8)
+        x = self.layer3(x)  # (N, 256e, H/16, W/16)
+        x = self.layer4(x)  # (N, 512e, H/32, W/32)
+        x = torch.flatten(self.avgpool(x), 1)  # (N, 512e): global average pooling
+        return self.fc(x)  # (N, num_classes)
+
+
+def init_resnet(model: nn.Module, zero_init_residual: bool = False) -> None:
+    """He (Kaiming) normal init for convs, BN scale 1 and shift 0, as torchvision and the paper.
+
+    ``zero_init_residual``: start each block's last BN scale at 0, so every residual block starts
+    as the identity (Goyal et al., 2017); not for plain nets, whose blocks would output 0.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    if zero_init_residual:
+        for m in model.modules():
+            if isinstance(m, Bottleneck | BasicBlock) and m.residual:
+                last = m.bn3 if isinstance(m, Bottleneck) else m.bn2
+                nn.init.zeros_(last.weight)
+
+
+# Blocks per stage, paper table 1: depth = 2 * sum (basic) or 3 * sum (bottleneck), + conv1 + fc.
+LAYERS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+    152: (Bottleneck, (3, 8, 36, 3)),
+}
+
+
+def resnet18(**kwargs) -> ResNet:
+    """ResNet-18: 11,689,512 params, 1.814 GMACs at 224 x 224 (torchvision's figures)."""
+    return ResNet(*LAYERS[18], **kwargs)
+
+
+def resnet34(**kwargs) -> ResNet:
+    """ResNet-34: 21,797,672 params, 3.664 GMACs at 224 x 224 (paper: 3.6 G)."""
+    return ResNet(*LAYERS[34], **kwargs)
+
+
+def resnet50(**kwargs) -> ResNet:
+    """ResNet-50: 25,557,032 params; 4.089 GMACs (v1.5), 3.858 GMACs (v1; paper: 3.8 G)."""
+    return ResNet(*LAYERS[50], **kwargs)
+
+
+def resnet101(**kwargs) -> ResNet:
+    """ResNet-101: 44,549,160 params; 7.801 GMACs (v1.5), 7.570 GMACs (v1; paper: 7.6 G)."""
+    return ResNet(*LAYERS[101], **kwargs)
+
+
+def resnet152(**kwargs) -> ResNet:
+    """ResNet-152: 60,192,808 params; 11.514 GMACs (v1.5), 11.282 GMACs (v1; paper: 11.3 G)."""
+    return ResNet(*LAYERS[152], **kwargs)
+
+
+def plain18(**kwargs) -> ResNet:
+    """Plain-18 (paper fig. 4): ResNet-18 without shortcuts, for the degradation experiment."""
+    return ResNet(*LAYERS[18], residual=False, **kwargs)
+
+
+def plain34(**kwargs) -> ResNet:
+    """Plain-34 (paper fig. 3 middle, fig. 4 left): trains to a higher error than plain-18."""
+    return ResNet(*LAYERS[34], residual=False, **kwargs)
+
+
+MODELS = {
+    f.__name__: f for f in (resnet18, resnet34, resnet50, resnet101, resnet152, plain18, plain34)
+}
+__all__ += list(MODELS)
