@@ -1,14 +1,21 @@
 """The `cnncourse` command.
 
     cnncourse summary resnet50 --input 3x224x224     # per-layer params and MACs of a model
+    cnncourse train resnet20 --data shapes --epochs 5 --amp bf16 --checkpoint run.pt --resume
+    cnncourse bench resnet20 vgg11_cifar --batch-size 512 --markdown --plot bench.png
 
-Models are looked up by name among torchvision's classification models (built without weights,
-nothing is downloaded); counting runs on the meta device, so any input size is cheap.
+`summary` builds the course's own model of that name (`cnncourse.models.MODELS`), or else
+torchvision's (without weights: nothing is downloaded), on the meta device, so any input size is
+cheap; without --input it uses the model's design input size. `train` and `bench` use the
+course's models and datasets (`cnncourse.data.DATASETS`).
+Several GPUs: ``torchrun --nproc_per_node 4 -m cnncourse.cli train ...`` (DDP, one process
+per GPU; ``--batch-size`` stays the total batch).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Sequence
 
@@ -31,22 +38,145 @@ def parse_size(text: str) -> tuple[int, ...]:
 
 
 def build_model(name: str) -> nn.Module:
-    """A randomly initialised model by name (torchvision's names: resnet50, vgg16_bn, ...)."""
+    """A model by name, on the meta device: ours first, else torchvision's (no weights)."""
+    import torch
     import torchvision
 
-    available = torchvision.models.list_models(module=torchvision.models)
-    if name not in available:
-        close = [m for m in available if m.startswith(name[:3])][:8]
-        hint = f" Did you mean one of {close}?" if close else ""
-        raise SystemExit(f"cnncourse: unknown model {name!r}.{hint}")
-    return torchvision.models.get_model(name, weights=None)
+    from cnncourse.models import MODELS
+
+    theirs = torchvision.models.list_models(module=torchvision.models)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation time
+        if name in MODELS:
+            return MODELS[name]()
+        if name in theirs:
+            return torchvision.models.get_model(name, weights=None)
+    close = difflib.get_close_matches(name, [*MODELS, *theirs], n=5, cutoff=0.6)
+    hint = f" Did you mean one of {close}?" if close else ""
+    raise SystemExit(f"cnncourse: unknown model {name!r}.{hint}")
 
 
 def _summary(args: argparse.Namespace) -> int:
+    from cnncourse.models import MODELS, input_size
     from cnncourse.profile import summarize
 
-    print(summarize(build_model(args.model), args.input))
+    model = build_model(args.model)
+    size = args.input or (input_size(args.model) if args.model in MODELS else (3, 224, 224))
+    print(summarize(model, size))
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from cnncourse.data import DATASETS, DeviceLoader, get_dataset, to_tensors
+    from cnncourse.losses import BorderWeightedCrossEntropy
+    from cnncourse.train import check_model_data, fit, pick_device, seed_everything
+    from cnncourse.train.checks import model_for_data
+
+    if args.data not in DATASETS:
+        raise ValueError(f"unknown dataset {args.data!r}; valid names: {', '.join(DATASETS)}")
+    info = DATASETS[args.data]
+    seed_everything(args.seed)  # the model's initial weights too
+    model = model_for_data(args.model, info.in_channels, info.num_classes)
+    size = (info.in_channels, *info.image_size)
+    check_model_data(model, size, info.num_classes, info.task, args.model, args.data)
+
+    device = pick_device(args.device)
+    extra = {"n": args.num_images} if args.num_images else {}
+    loaders = []
+    for split, shuffle in (("train", True), ("test", False)):
+        if split == "test" and args.num_images:
+            extra = {"n": max(args.num_images // 5, 1)}
+        dataset = get_dataset(args.data, split, root=args.root, download=args.download, **extra)
+        x, y = to_tensors(dataset)
+        augment = args.augment and shuffle
+        loaders.append(DeviceLoader(x, y, args.batch_size, shuffle, augment=augment, device=device))
+    loss = BorderWeightedCrossEntropy() if args.border_weights else None
+    history = fit(
+        model,
+        *loaders,
+        epochs=args.epochs,
+        lr=args.lr,
+        scheduler=None if args.scheduler == "none" else args.scheduler,
+        loss_fn=loss,
+        device=device,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        checkpoint=args.checkpoint,
+        resume=args.resume,
+        seed=args.seed,
+    )
+    if args.plot and history:
+        history.plot().savefig(args.plot)
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from cnncourse.bench import format_table, run_benchmark
+
+    results = run_benchmark(
+        args.models,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        warmup=args.warmup,
+        device=args.device,
+        compile=args.compile,
+        input_size=args.input,
+    )
+    print(format_table(results, markdown=args.markdown))
+    if args.plot:
+        from cnncourse.plot import plot_bench
+
+        plot_bench(results).savefig(args.plot)
+    return 0
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("train", help="train a course model on a course dataset")
+    p.add_argument("model", help="model name, e.g. resnet20, lenet5, unet_padded")
+    p.add_argument("--data", required=True, help="dataset name, e.g. shapes, shapes_seg, cifar10")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128, help="total over all GPUs (128)")
+    p.add_argument("--lr", type=float, default=0.1, help="(peak) learning rate of SGD (0.1)")
+    p.add_argument("--scheduler", choices=["onecycle", "cosine", "none"], default="onecycle")
+    p.add_argument("--device", default="auto", help="auto (default), cuda, mps or cpu")
+    p.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="mixed precision")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--checkpoint", help="checkpoint file, written after every epoch")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--augment", action="store_true", help="random crops and flips")
+    p.add_argument("--border-weights", action="store_true", help="U-Net's weighted loss (masks)")
+    p.add_argument("--num-images", type=int, help="images of a synthetic training set (test: 1/5)")
+    p.add_argument("--root", default="data", help="folder of the real datasets (data)")
+    p.add_argument("--download", action="store_true", help="download a missing real dataset")
+    p.add_argument("--plot", help="save the learning curves to this image file")
+    p.set_defaults(run=_train)
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    from cnncourse.bench import DEFAULT_MODELS
+
+    p = commands.add_parser("bench", help="textbook vs optimised training loop, with ablations")
+    p.add_argument("models", nargs="*", default=list(DEFAULT_MODELS), help="model names")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--steps", type=int, default=50, help="timed steps per variant (50)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps first (10)")
+    p.add_argument("--device", default="auto", help="auto (default), cuda, mps or cpu")
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="include torch.compile (default: on CUDA only)",
+    )
+    p.add_argument("--input", type=parse_size, default=(3, 32, 32), help="CxHxW (3x32x32)")
+    p.add_argument("--markdown", action="store_true", help="print a markdown table")
+    p.add_argument("--plot", help="save a bar chart of images/s to this image file")
+    p.set_defaults(run=_bench)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,12 +186,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = commands.add_parser("summary", help="per-layer table of params and MACs of a model")
     summary.add_argument("model", help="model name, e.g. resnet50 or vgg16_bn")
     summary.add_argument(
-        "--input", type=parse_size, default=(3, 224, 224), help="input size CxHxW (3x224x224)"
+        "--input", type=parse_size, default=None, help="CxHxW (default: the model's design size)"
     )
     summary.set_defaults(run=_summary)
+    _add_train(commands)
+    _add_bench(commands)
 
     args = parser.parse_args(argv)
-    return args.run(args)
+    if args.command == "summary":
+        return args.run(args)
+    from cnncourse.train import NonFiniteLossError
+
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, NonFiniteLossError) as e:  # bad input: no traceback
+        print(f"cnncourse {args.command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

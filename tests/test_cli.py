@@ -31,3 +31,10 @@ def test_bad_input_size_is_named() -> None:
 def test_unknown_model_is_named() -> None:
     with pytest.raises(SystemExit, match="unknown model 'resnet5'"):
         main(["summary", "resnet5"])
+
+
+def test_summary_of_a_course_model_uses_its_design_input(capsys: pytest.CaptureFixture) -> None:
+    # The paper's U-Net maps a 572 x 572 tile to a 388 x 388 segmentation (Ronneberger et al.).
+    assert main(["summary", "unet"]) == 0
+    text = capsys.readouterr().out
+    assert "(2, 388, 388)" in text or "2, 388, 388" in text

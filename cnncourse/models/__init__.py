@@ -51,6 +51,37 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+#: The input (C, H, W) each model is designed for and counted at; 3 x 224 x 224 unless listed.
+INPUT_SIZES: dict[str, tuple[int, int, int]] = {
+    "lenet5": (1, 32, 32),
+    "lenet5_paper": (1, 32, 32),
+    "alexnet_paper": (3, 227, 227),
+    "inception_v3": (3, 299, 299),
+    "xception": (3, 299, 299),
+    "fcn32s": (3, 500, 500),  # PASCAL VOC images are at most 500 x 500
+    "fcn16s": (3, 500, 500),
+    "fcn8s": (3, 500, 500),
+    "unet": (1, 572, 572),  # the paper's tile size
+    "unet_padded": (1, 572, 572),
+    **{
+        name: (3, 32, 32)
+        for name in MODELS
+        if name.endswith("_cifar")
+        or name.startswith(("densenet_bc", "plain"))
+        or name in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet1202")
+    },
+    "plain18": (3, 224, 224),
+    "plain34": (3, 224, 224),
+}
+
+
+def input_size(name: str) -> tuple[int, int, int]:
+    """The (C, H, W) input that model `name` is designed for (see `INPUT_SIZES`)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model name={name!r} (see cnncourse.models.MODELS)")
+    return INPUT_SIZES.get(name, (3, 224, 224))
+
+
 def get_model(name: str, **kwargs: object) -> nn.Module:
     """Build a model by name, randomly initialised (keyword arguments go to its builder)."""
     if name not in MODELS:
@@ -60,4 +91,4 @@ def get_model(name: str, **kwargs: object) -> nn.Module:
     return MODELS[name](**kwargs)
 
 
-__all__ = ["MODELS", "FAMILIES", "get_model"]
+__all__ = ["MODELS", "FAMILIES", "INPUT_SIZES", "get_model", "input_size"]

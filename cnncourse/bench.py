@@ -1,0 +1,312 @@
+"""How fast does a training step run, and which trick buys what?
+
+`run_benchmark` times, side by side on the same model and the same data, the training loop as
+textbooks write it and the loop with every trick of a fast one, then each trick taken away in
+turn (an ablation):
+
+- textbook: fp32, NCHW, a torch `DataLoader` over a `TensorDataset` (one Python `__getitem__`
+  per image, then a host-to-device copy per batch);
+- optimised: data resident on the device (`cnncourse.data.DeviceLoader`: one gather per batch),
+  bf16 autocast (tensor cores; fp16 with loss scaling on GPUs without bf16), channels_last
+  (NHWC, the layout tensor-core convolutions want), `torch.compile` (fused elementwise ops, fewer
+  kernel launches) and a fused optimizer (`SGD(fused=True)`: one kernel updates every weight).
+
+Every variant runs `make_step`, the step `cnncourse.train.fit` runs. Warm-up steps (compilation,
+cuDNN's algorithm search, the allocator's first allocations) are not timed; the GPU is
+synchronised before reading the clock, since CUDA calls return before the work is done.
+
+Reported per variant: images/s, time per step, peak memory (CUDA), achieved TFLOP/s and MFU
+(model FLOPs utilisation). The model's FLOPs come from `cnncourse.profile.count_macs`: a training
+step costs about 3 forward passes (the backward pass computes gradients with respect to both
+inputs and weights, two products of the forward's size each), and FLOPs = 2 x MACs, so a step on
+a batch of B is 6 x MACs x B FLOPs. MFU divides the achieved rate by the GPU's dense bf16 peak,
+looked up by name in `GPU_PEAK_TFLOPS`; an unknown GPU (or a CPU) gets no MFU, and says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from cnncourse.data import DeviceLoader
+from cnncourse.models import MODELS, get_model
+from cnncourse.profile import count_macs
+from cnncourse.train.checks import model_for_data
+from cnncourse.train.device import pick_device
+from cnncourse.train.distributed import Dist
+from cnncourse.train.step import make_step, to_batch
+
+__all__ = [
+    "GPU_PEAK_TFLOPS",
+    "DEFAULT_MODELS",
+    "Variant",
+    "BenchResult",
+    "peak_tflops",
+    "default_variants",
+    "run_benchmark",
+    "format_table",
+]
+
+#: Dense (no sparsity) bf16 tensor-core peak in TFLOP/s, from NVIDIA's datasheets. Matched in
+#: order: every token of the key must be a word of `torch.cuda.get_device_name()`.
+#: T4 and V100 have no bf16: their fp16 peak is given, and bf16 falls back to fp16 there.
+GPU_PEAK_TFLOPS: dict[tuple[str, ...], float] = {
+    ("H100", "PCIe"): 756.0,
+    ("H100", "NVL"): 835.0,
+    ("H100",): 989.0,  # SXM5, named "NVIDIA H100 80GB HBM3"
+    ("H200", "NVL"): 835.0,
+    ("H200",): 989.0,
+    ("GH200",): 989.0,
+    ("A100",): 312.0,  # SXM4 and PCIe alike
+    ("L40S",): 362.0,
+    ("L4",): 121.0,
+    ("A10",): 125.0,
+    ("T4",): 65.0,  # fp16
+    ("V100",): 125.0,  # fp16
+}
+
+DEFAULT_MODELS = ("resnet18_cifar", "vgg11_cifar", "densenet_bc_100_12")
+
+
+def peak_tflops(device_name: str) -> float | None:
+    """Dense bf16 peak of the GPU called `device_name`, or None if it is not in the table.
+
+    >>> peak_tflops("NVIDIA H100 80GB HBM3"), peak_tflops("NVIDIA A100-SXM4-80GB")
+    (989.0, 312.0)
+    >>> peak_tflops("NVIDIA L40S"), peak_tflops("Tesla T4"), peak_tflops("Apple M2") is None
+    (362.0, 65.0, True)
+    """
+    words = set(device_name.upper().replace("-", " ").split())
+    for key, tflops in GPU_PEAK_TFLOPS.items():
+        if all(k.upper() in words for k in key):
+            return tflops
+    return None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to run the training loop. `compile`: True, or the name of a compile backend."""
+
+    name: str
+    device_data: bool = False
+    amp: str | None = None
+    channels_last: bool = False
+    compile: bool | str = False
+    fused: bool = False
+
+
+TEXTBOOK = Variant("textbook")
+OPTIMISED = Variant("optimised", True, "bf16", True, True, True)
+
+
+def default_variants(compile: bool | str = True) -> list[Variant]:
+    """Textbook, optimised, then the optimised loop without each trick in turn.
+
+    ``compile=False`` (the default on a CPU, where compiling costs more than it saves in a short
+    run) leaves compilation out of every variant.
+    """
+    best = replace(OPTIMISED, compile=compile)
+    ablations = [
+        replace(best, name="no device data", device_data=False),
+        replace(best, name="no bf16", amp=None),
+        replace(best, name="no channels_last", channels_last=False),
+        replace(best, name="no compile", compile=False) if compile else None,
+        replace(best, name="no fused SGD", fused=False),
+    ]
+    return [TEXTBOOK, best, *(a for a in ablations if a is not None)]
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Measurements of one variant; None where not measurable (memory on CPU, MFU unknown)."""
+
+    model: str
+    variant: str
+    device: str
+    batch_size: int
+    steps: int
+    images_per_s: float
+    step_ms: float
+    peak_mem_mib: float | None
+    tflops: float
+    mfu: float | None
+    warmup_s: float
+
+
+def _forever(loader: DataLoader | DeviceLoader) -> Iterator[tuple[Tensor, Tensor]]:
+    while True:
+        yield from loader
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _bench_variant(
+    name: str,
+    v: Variant,
+    data: tuple[Tensor, Tensor],
+    build: Callable[[], nn.Module],
+    macs: int,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+) -> BenchResult:
+    torch.manual_seed(0)
+    model = build().to(device)
+    if v.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    fused = v.fused or None  # None: PyTorch's default (foreach: a few kernels per step)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, fused=fused)
+    amp = v.amp
+    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        amp = "fp16"  # T4, V100
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    net: nn.Module = model
+    if v.compile:
+        torch._dynamo.reset()  # a fresh cache per variant: no recompilation limits, fair warm-up
+        net = torch.compile(model, **({"backend": v.compile} if isinstance(v.compile, str) else {}))
+    step = make_step(net, optimizer, nn.CrossEntropyLoss(), device, amp, scaler)
+    images, targets = data
+    if v.device_data:
+        loader = DeviceLoader(images, targets, batch_size, drop_last=True, device=device)
+    else:
+        dataset = TensorDataset(images, targets)  # one __getitem__ per image, then a collate
+        loader = DataLoader(dataset, batch_size, shuffle=True, drop_last=True)
+    batches = _forever(loader)
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            x, y = next(batches)
+            step(*to_batch(x, y, device, v.channels_last, Dist()))  # copy: no-op on the device
+
+    t = time.perf_counter()
+    run(warmup)
+    _sync(device)
+    warmup_s = time.perf_counter() - t
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t = time.perf_counter()
+    run(steps)
+    _sync(device)  # wait for the queued kernels before reading the clock
+    seconds = time.perf_counter() - t
+    peak_mem = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    tflops = 6 * macs * batch_size * steps / seconds / 1e12  # 3 passes x 2 FLOPs per MAC
+    peak = peak_tflops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
+    return BenchResult(
+        model=name,
+        variant=v.name if amp == v.amp else f"{v.name} ({amp})",
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+        batch_size=batch_size,
+        steps=steps,
+        images_per_s=batch_size * steps / seconds,
+        step_ms=1e3 * seconds / steps,
+        peak_mem_mib=peak_mem,
+        tflops=tflops,
+        mfu=tflops / peak if peak else None,
+        warmup_s=warmup_s,
+    )
+
+
+def run_benchmark(
+    models: Sequence[str] = DEFAULT_MODELS,
+    batch_size: int = 512,
+    steps: int = 50,
+    warmup: int = 10,
+    device: str | torch.device | None = None,
+    compile: bool | str | None = None,
+    input_size: tuple[int, int, int] = (3, 32, 32),
+    num_classes: int = 10,
+    variants: Sequence[Variant] | None = None,
+    progress: bool = True,
+) -> list[BenchResult]:
+    """Benchmark every variant (default: `default_variants`) of every model in `models`.
+
+    compile: None compiles on CUDA only. input_size, num_classes: the random data's shape
+    (speed does not depend on the pixels' values) and the models' ``num_classes``; models that
+    take ``in_channels`` get ``input_size[0]``. Returns one `BenchResult` per (model, variant).
+    """
+    for name in models:  # a typo fails now, not after the first model's benchmark
+        if name not in MODELS:
+            get_model(name)  # raises ValueError naming it, with close matches
+    device = pick_device(device)
+    if compile is None:
+        compile = device.type == "cuda"
+    variants = list(variants) if variants is not None else default_variants(compile)
+    gen = torch.Generator().manual_seed(0)
+    n = batch_size * min(steps + warmup, 20)  # the loaders cycle over it
+    data = (
+        torch.randn(n, *input_size, generator=gen),
+        torch.randint(0, num_classes, (n,), generator=gen),
+    )
+    results = []
+    for name in models:
+        build = functools.partial(model_for_data, name, input_size[0], num_classes)
+        macs = count_macs(build(), input_size)
+        for v in variants:
+            if progress:
+                print(f"bench {name}: {v.name} ...", flush=True)
+            r = _bench_variant(name, v, data, build, macs, batch_size, steps, warmup, device)
+            results.append(r)
+            gc.collect()  # free this variant's model and optimizer before the next
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    return results
+
+
+def format_table(results: Sequence[BenchResult], markdown: bool = False) -> str:
+    """A table per model: images/s, speed-up vs the first variant, ms/step, MiB, TFLOP/s, MFU."""
+    head = ("variant", "images/s", "speed-up", "ms/step", "peak MiB", "TFLOP/s", "MFU")
+    out = []
+    for model in dict.fromkeys(r.model for r in results):
+        rows = [r for r in results if r.model == model]
+        first = rows[0]
+        out.append(f"{model} on {first.device}, batch {first.batch_size}, {first.steps} steps")
+        if first.mfu is None:
+            why = "a CPU" if first.device in ("cpu", "mps") else f"unknown GPU {first.device!r}"
+            out.append(f"MFU not reported: no dense bf16 peak for {why} (see GPU_PEAK_TFLOPS)")
+        cells = [head] + [
+            (
+                r.variant,
+                f"{r.images_per_s:,.0f}",
+                f"{r.images_per_s / first.images_per_s:.2f}x",
+                f"{r.step_ms:.2f}",
+                "-" if r.peak_mem_mib is None else f"{r.peak_mem_mib:,.0f}",
+                f"{r.tflops:.3g}",
+                "-" if r.mfu is None else f"{r.mfu:.1%}",
+            )
+            for r in rows
+        ]
+        out.append(_markdown(cells) if markdown else _text(cells))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _text(cells: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    aligned = [
+        [
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        for row in cells
+    ]
+    lines = ["  ".join(row) for row in aligned]
+    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
+
+
+def _markdown(cells: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(row) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join([":---"] + ["---:"] * (len(cells[0]) - 1)) + "|")
+    return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""Training: `fit` a model, `evaluate` it, read its `History`.
+
+>>> from cnncourse.data import DeviceLoader, get_dataset, to_tensors
+>>> from cnncourse.models import get_model
+>>> from cnncourse.train import fit
+>>> train = DeviceLoader(*to_tensors(get_dataset("shapes", "train")), batch_size=128)
+>>> test = DeviceLoader(*to_tensors(get_dataset("shapes", "test")), batch_size=512, shuffle=False)
+>>> model = get_model("resnet20")
+>>> history = fit(model, train, test, epochs=5, scheduler="onecycle")  # doctest: +SKIP
+>>> history.plot()  # doctest: +SKIP
+
+The same call uses a GPU when there is one, and several under ``torchrun`` (DDP); ``amp="bf16"``,
+``channels_last=True`` and ``compile=True`` make it faster (`cnncourse.bench` measures by how
+much); ``checkpoint="run.pt", resume=True`` survives an interruption.
+
+- `loop.py`: `fit`, `evaluate`;
+- `step.py`: `make_step` (one optimisation step), running metrics;
+- `history.py`: `History`, the per-epoch metrics;
+- `checkpoint.py`: atomic checkpoints, random generator states;
+- `checks.py`: model/data shape checks on the meta device, before training;
+- `device.py`: device choice, autocast, seeding;
+- `distributed.py`: DDP under ``torchrun``.
+"""
+
+from cnncourse.train.checkpoint import load_checkpoint, save_checkpoint
+from cnncourse.train.checks import check_model_data, output_shape
+from cnncourse.train.device import amp_dtype, pick_device, seed_everything
+from cnncourse.train.history import History
+from cnncourse.train.loop import NonFiniteLossError, evaluate, fit
+from cnncourse.train.step import SCHEDULERS, make_step
+
+__all__ = [
+    "fit",
+    "evaluate",
+    "make_step",
+    "History",
+    "NonFiniteLossError",
+    "SCHEDULERS",
+    "pick_device",
+    "amp_dtype",
+    "seed_everything",
+    "check_model_data",
+    "output_shape",
+    "save_checkpoint",
+    "load_checkpoint",
+]

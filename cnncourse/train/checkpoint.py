@@ -1,0 +1,74 @@
+"""Checkpoints that a crash cannot corrupt, and that resume a run exactly.
+
+A checkpoint holds everything that decides what the next step computes: the model's weights
+and buffers, the optimizer's state (momentum), the scheduler's and the fp16 grad scaler's,
+every random generator's state (CPU, GPUs, Python's, NumPy's; they decide the next shuffle,
+augmentation and dropout mask), the loader's own state when it has one, the number of epochs
+done and the `History` so far. Restoring all of it makes the resumed run continue with the same
+numbers as a run that never stopped.
+
+Writes are atomic: the new checkpoint goes to ``PATH.tmp``, is flushed to the disk, then
+renamed over PATH (`os.replace`, atomic on POSIX and Windows). A crash during the write leaves
+the previous checkpoint intact; a reader never sees half a file.
+
+Everything saved is tensors, numbers, strings, lists and dicts, so `torch.load` runs with
+``weights_only=True``: loading a checkpoint cannot execute code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """`torch.save` `state` to `path` atomically (write ``path.tmp``, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())  # the bytes are on the disk before the rename makes them visible
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """The dict saved by `save_checkpoint` (tensors on `map_location`); no code is executed."""
+    return torch.load(Path(path), map_location=map_location, weights_only=True)
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of every random generator that training may draw from."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.backends.mps.is_available():
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the generators saved by `rng_state`."""
+    torch.set_rng_state(state["torch"].cpu())
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    if "mps" in state and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(state["mps"].cpu())

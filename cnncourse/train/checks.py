@@ -1,0 +1,100 @@
+"""Catch a model that does not fit its data before training starts, not minutes into it.
+
+The model runs once on PyTorch's ``meta`` device (shapes, no data, no memory, no time; see
+`cnncourse.profile`), on one input of the data's shape. A wrong ``in_channels`` fails there; a
+wrong ``num_classes`` (or a segmentation net whose output is smaller than its input, like the
+paper's unpadded U-Net) shows in the output's shape.
+
+>>> from torch import nn
+>>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+>>> output_shape(net, (1, 28, 28))
+(10,)
+>>> check_model_data(net, (3, 32, 32), 10, model_name="tiny", data_name="shapes")
+... # doctest: +ELLIPSIS
+Traceback (most recent call last):
+ValueError: model 'tiny' cannot take the inputs of dataset 'shapes', of shape (3, 32, 32) ...
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["output_shape", "check_model_data", "model_for_data"]
+
+
+def output_shape(model: nn.Module, input_size: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape of ``model(x)`` for one input of shape `input_size` (no batch dim), on meta.
+
+    The model is neither moved nor changed: its tensors are swapped for meta ones for this one
+    call (`torch.func.functional_call`), in eval mode, training flags restored afterwards.
+    """
+    state = {n: torch.empty_like(t, device="meta") for n, t in model.named_parameters()}
+    state |= {n: torch.empty_like(t, device="meta") for n, t in model.named_buffers()}
+    x = torch.empty((1, *input_size), device="meta")
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        with torch.no_grad():
+            y = torch.func.functional_call(model, state, (x,))
+    finally:
+        for m, training in modes.items():
+            m.training = training
+    return tuple(y.shape[1:])
+
+
+def check_model_data(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    num_classes: int | None,
+    task: str = "classification",
+    model_name: str | None = None,
+    data_name: str | None = None,
+) -> tuple[int, ...]:
+    """Raise ValueError, naming both, unless `model` maps inputs of `input_size` (C, H, W) to
+    `num_classes` scores (classification) or to scores per pixel, (num_classes, H, W)
+    (segmentation). ``num_classes=None``: any number of classes. Returns the output shape.
+    """
+    model_name = model_name or type(model).__name__
+    data_name = data_name or "the data"
+    who = f"model {model_name!r}"
+    data = f"dataset {data_name!r}" if data_name != "the data" else data_name
+    try:
+        out = output_shape(model, tuple(input_size))
+    except RuntimeError as e:
+        reason = str(e).strip().splitlines()[0]
+        advice = "Is the input too small for the model?"
+        conv = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+        if conv is not None and conv.in_channels != input_size[0]:  # the usual culprit
+            reason = f"its first conv takes {conv.in_channels} channels, the data has "
+            reason += f"{input_size[0]}"
+            advice = "Build the model with in_channels matching the data's channels."
+        raise ValueError(
+            f"{who} cannot take the inputs of {data}, of shape {tuple(input_size)} (C, H, W): "
+            f"{reason}. {advice}"
+        ) from e
+    c = num_classes if num_classes is not None else (out[0] if out else None)
+    expected = (c,) if task == "classification" else (c, *input_size[1:])
+    if out != expected:
+        what = "class scores" if task == "classification" else "class scores per pixel"
+        raise ValueError(
+            f"{who} outputs shape {out} per input, but {data} ({task}, {num_classes} classes, "
+            f"inputs {tuple(input_size)}) needs {what} of shape {expected}. "
+            "Build the model with num_classes (and, for segmentation, padding that keeps H x W)."
+        )
+    return out
+
+
+def model_for_data(name: str, in_channels: int, num_classes: int, **kwargs: object) -> nn.Module:
+    """``get_model(name)`` built for the data: `num_classes`, and `in_channels` where the
+    builder takes it (some, like VGG's or DenseNet's, are RGB only; `check_model_data` then
+    tells whether the data fits).
+    """
+    from cnncourse.models import get_model
+
+    try:
+        with torch.device("meta"):  # a trial build: no memory, no time
+            get_model(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    except TypeError:
+        return get_model(name, num_classes=num_classes, **kwargs)
+    return get_model(name, num_classes=num_classes, in_channels=in_channels, **kwargs)

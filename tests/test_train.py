@@ -1,0 +1,408 @@
+"""`cnncourse.train` and `cnncourse.losses`: convergence, determinism, resume, NaN, DDP, checks."""
+
+from __future__ import annotations
+
+import doctest
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from matplotlib.figure import Figure
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from cnncourse.cli import main
+from cnncourse.data import DATASETS, DeviceLoader, get_dataset, to_tensors
+from cnncourse.losses import (
+    BorderWeightedCrossEntropy,
+    connected_components,
+    distance_transform,
+    unet_weight_map,
+)
+from cnncourse.models import get_model
+from cnncourse.train import (
+    History,
+    NonFiniteLossError,
+    check_model_data,
+    evaluate,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+)
+from cnncourse.train import checkpoint as checkpoint_module
+from cnncourse.train.loop import _show_bars
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a CPU shared with other jobs, OpenMP threads that wait for each
+    other spin, and a 1-second epoch can take 30; one thread keeps timings honest and stable."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def shapes(n: int, split: str = "train", batch_size: int = 32, **kw) -> DeviceLoader:
+    x, y = to_tensors(get_dataset("shapes", split, n=n))
+    return DeviceLoader(x, y, batch_size, shuffle=split == "train", **kw)
+
+
+def tiny_cnn(dropout: float = 0.2, batch_norm: bool = True) -> nn.Module:
+    """Batch norm (buffers), dropout (the global RNG) and momentum: all state a resume needs."""
+    norm = nn.BatchNorm2d(8) if batch_norm else nn.Identity()
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        norm,
+        nn.ReLU(),
+        nn.MaxPool2d(4),  # (N, 8, 8, 8)
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(16, 10),
+    )
+
+
+def same_weights(a: nn.Module | dict, b: nn.Module | dict) -> bool:
+    sa = a if isinstance(a, dict) else a.state_dict()
+    sb = b if isinstance(b, dict) else b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def without_time(h: History) -> dict:
+    return {k: v for k, v in h.to_dict().items() if k != "seconds"}
+
+
+@pytest.mark.parametrize("module", ["checks", "device", "history"])
+def test_docstring_examples(module: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(f"cnncourse.train.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
+
+
+# --- the issue's "done": a real CPU run ------------------------------------------------------
+
+
+def test_small_cnn_learns_shapes_on_the_cpu_in_under_a_minute() -> None:
+    start = time.perf_counter()
+    torch.manual_seed(0)
+    model = get_model("lenet5", in_channels=3, activation="relu", pool="max")
+    train, test = shapes(8000, batch_size=64), shapes(1000, "test", batch_size=500)
+    history = fit(model, train, test, epochs=5, lr=0.1, scheduler="onecycle", progress=False)
+    seconds = time.perf_counter() - start
+    print(f"LeNet-5 on shapes: val_acc {history.val_acc[-1]:.1%} in {seconds:.1f} s")
+    assert history.val_acc[-1] > 0.6, history  # chance is 10 classes: 10%
+    assert seconds < 60
+    assert evaluate(model, test)["acc"] == pytest.approx(history.val_acc[-1])
+
+
+# --- determinism, resume, atomic checkpoints, NaN ---------------------------------------------
+
+
+def run(seed: int = 0, epochs: int = 3, **kw) -> tuple[nn.Module, History]:
+    torch.manual_seed(seed)
+    model = tiny_cnn()
+    kw = {"scheduler": "onecycle", "progress": False, "seed": seed, **kw}
+    train = kw.pop("train", None) or shapes(256, augment=True, seed=seed)
+    history = fit(model, train, shapes(128, "test", batch_size=64), epochs=epochs, **kw)
+    return model, history
+
+
+def test_same_seed_same_weights_bit_for_bit() -> None:
+    a, ha = run(seed=1)
+    b, hb = run(seed=1)
+    c, _ = run(seed=2)
+    assert same_weights(a, b) and without_time(ha) == without_time(hb)
+    assert not same_weights(a, c)
+
+
+def test_a_torch_dataloader_works_too_and_is_checked() -> None:
+    """Its shuffle draws from the global generator, which `fit` seeds (and checkpoints)."""
+    x, y = to_tensors(get_dataset("shapes", n=128))
+
+    def train(model: nn.Module) -> nn.Module:
+        loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
+        fit(model, loader, epochs=2, progress=False)
+        return model
+
+    torch.manual_seed(0)
+    a = train(tiny_cnn())
+    torch.manual_seed(0)
+    assert same_weights(a, train(tiny_cnn()))
+    with pytest.raises(ValueError, match="first conv takes 1 channels"):
+        train(get_model("lenet5"))
+
+
+class CrashingLoader:
+    """A loader that raises in the middle of epoch `crash_epoch` (0-based), like a killed job."""
+
+    def __init__(self, loader: DeviceLoader, crash_epoch: int) -> None:
+        self.loader, self.crash_epoch, self.epoch = loader, crash_epoch, 0
+        self.images, self.targets = loader.images, loader.targets
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.loader.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for i, batch in enumerate(self.loader):
+            if self.epoch == self.crash_epoch and i == 3:
+                raise KeyboardInterrupt("simulated crash")
+            yield batch
+
+
+def test_resumed_run_continues_exactly_where_it_stopped(tmp_path: Path) -> None:
+    straight, h_straight = run(epochs=4, checkpoint=tmp_path / "a.pt")
+
+    ckpt = tmp_path / "b.pt"
+    crashing = CrashingLoader(shapes(256, augment=True), crash_epoch=2)
+    with pytest.raises(KeyboardInterrupt):
+        run(epochs=4, checkpoint=ckpt, train=crashing)
+    assert load_checkpoint(ckpt)["epoch"] == 2  # the last complete epoch
+
+    # A new process would build a new model (other initial weights) and call fit again.
+    resumed, h_resumed = run(seed=0, epochs=4, checkpoint=ckpt, resume=True)
+    assert same_weights(resumed, straight)
+    assert without_time(h_resumed) == without_time(h_straight)
+    assert h_resumed.epoch == [1, 2, 3, 4]
+    assert same_weights(load_checkpoint(ckpt)["model"], load_checkpoint(tmp_path / "a.pt")["model"])
+
+
+def test_resume_refuses_a_different_schedule_length(tmp_path: Path) -> None:
+    run(epochs=1, checkpoint=tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="run of 1 epochs.*epochs=1, not 3"):
+        run(epochs=3, checkpoint=tmp_path / "c.pt", resume=True)
+
+
+def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "run.pt"
+    save_checkpoint(path, {"epoch": 1, "w": torch.ones(3)})
+
+    def dying_save(obj, f):  # writes half a file, then the machine "dies"
+        f.write(b"garbage")
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", dying_save)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"epoch": 2, "w": torch.zeros(3)})
+    monkeypatch.undo()
+    state = load_checkpoint(path)
+    assert state["epoch"] == 1 and torch.equal(state["w"], torch.ones(3))
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path) -> None:
+    steps_per_epoch = len(shapes(256))
+    calls = 0
+
+    def poisoned(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy that turns NaN from the 3rd epoch's 5th step on (training only)."""
+        nonlocal calls
+        loss = nn.functional.cross_entropy(out, y)
+        if torch.is_grad_enabled():
+            calls += 1
+            if calls > 2 * steps_per_epoch + 4:
+                loss = loss * float("nan")
+        return loss
+
+    path = tmp_path / "run.pt"
+    with pytest.raises(NonFiniteLossError, match="epoch 3") as info:
+        run(epochs=4, checkpoint=path, loss_fn=poisoned, check_every=4)
+    message = str(info.value)
+    assert "nan" in message and str(path) in message and "untouched" in message
+    assert len(info.value.history) == 2
+    state = load_checkpoint(path)
+    assert state["epoch"] == 2
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+    assert calls <= 2 * steps_per_epoch + 8  # stopped at the first check after the NaN
+
+
+# --- options: amp, channels_last, compile; progress bars -----------------------------------
+
+
+def test_bf16_channels_last_and_compile_on_the_cpu(tmp_path: Path) -> None:
+    model, history = run(
+        epochs=1, amp="bf16", channels_last=True, compile="eager", checkpoint=tmp_path / "r.pt"
+    )
+    assert math.isfinite(history.train_loss[0])
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert model[0].weight.dtype == torch.float32  # autocast leaves the weights in fp32
+    saved = load_checkpoint(tmp_path / "r.pt")["model"]
+    assert saved.keys() == tiny_cnn().state_dict().keys()  # no "_orig_mod." prefixes
+
+
+def test_progress_bars_only_where_someone_watches(monkeypatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    assert _show_bars(None) is False and _show_bars(True) is True
+    monkeypatch.delenv("CI")
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    assert _show_bars(None) == ("ipykernel" in sys.modules)  # a notebook has no tty either
+
+
+def test_history_round_trip_best_and_plot() -> None:
+    _, history = run(epochs=2)
+    again = History.from_dict(history.to_dict())
+    assert again == history and len(again) == 2
+    assert history.best("val_loss")["val_loss"] == min(history.val_loss)
+    assert "epoch 2" in str(history)
+    fig = history.plot()
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+
+
+# --- bad input: named, before training ------------------------------------------------------
+
+
+def test_shape_mismatch_is_named_before_training() -> None:
+    info = DATASETS["shapes"]
+    size = (info.in_channels, *info.image_size)
+    with pytest.raises(ValueError, match=r"'lenet5'.*'shapes'.*first conv takes 1 channels"):
+        check_model_data(
+            get_model("lenet5"), size, info.num_classes, model_name="lenet5", data_name="shapes"
+        )
+    with pytest.raises(ValueError, match=r"'resnet20' outputs shape \(6,\).*'shapes'.*\(10,\)"):
+        check_model_data(
+            get_model("resnet20", num_classes=6), size, 10, "classification", "resnet20", "shapes"
+        )
+
+    steps = 0
+
+    def counting_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        nonlocal steps
+        steps += 1
+        return nn.functional.cross_entropy(out, y)
+
+    for model, match in (
+        (get_model("lenet5"), "channels"),
+        (get_model("lenet5", in_channels=3, num_classes=5), "num_classes=10"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            fit(model, shapes(64), loss_fn=counting_loss, progress=False)
+    assert steps == 0
+
+
+def test_cli_names_unknown_models_and_datasets(capsys) -> None:
+    assert main(["train", "resnet21", "--data", "shapes"]) == 1
+    assert "unknown model name='resnet21'" in capsys.readouterr().err
+    assert main(["train", "resnet20", "--data", "shapez"]) == 1
+    assert "unknown dataset 'shapez'" in capsys.readouterr().err
+    assert main(["train", "vgg11_cifar", "--data", "mnist"]) == 1
+    err = capsys.readouterr().err
+    assert "'vgg11_cifar'" in err and "'mnist'" in err
+
+
+def test_cli_trains_checkpoints_resumes_and_plots(tmp_path: Path, capsys) -> None:
+    args = ["train", "lenet5", "--data", "shapes", "--num-images", "256", "--batch-size", "64"]
+    args += ["--device", "cpu", "--checkpoint", str(tmp_path / "run.pt")]
+    assert main([*args, "--epochs", "1", "--scheduler", "none"]) == 0
+    assert main([*args, "--epochs", "2", "--scheduler", "none", "--resume"]) == 0
+    assert main([*args, "--epochs", "2", "--plot", str(tmp_path / "c.png"), "--augment"]) == 0
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "epoch 2/2" in out
+    assert (tmp_path / "c.png").stat().st_size > 0
+
+
+# --- segmentation: U-Net's weights, same loop -------------------------------------------------
+
+
+def test_distance_transform_is_exact() -> None:
+    gen = torch.Generator().manual_seed(0)
+    feature = torch.rand(3, 9, 13, generator=gen) < 0.1
+    feature[:, 4, 6] = True  # at least one pixel per map
+    got = distance_transform(feature)
+    ys, xs = torch.meshgrid(torch.arange(9.0), torch.arange(13.0), indexing="ij")
+    grid = torch.stack([ys.flatten(), xs.flatten()], 1)  # (H*W, 2)
+    for f, d in zip(feature, got, strict=True):
+        brute = torch.cdist(grid, grid[f.flatten()]).amin(1).view(9, 13)
+        torch.testing.assert_close(d, brute)
+
+
+def test_objects_and_border_weights() -> None:
+    mask = torch.zeros(20, 30, dtype=torch.long)
+    mask[5:15, 2:12] = 1
+    mask[5:15, 14:24] = 1  # same class, a 2-pixel gap: two objects
+    mask[16:19, 2:6] = 2
+    mask[16:19, 6:9] = 1  # touching, but another class: two objects
+    labels = connected_components(mask)
+    assert labels.max() == 4 and labels[5, 2] != labels[5, 14] and labels[17, 5] != labels[17, 6]
+    assert connected_components(torch.ones(4, 4, dtype=torch.long)).unique().tolist() == [1]
+
+    w = unet_weight_map(mask, class_balance=False)
+    # In the gap (columns 12, 13): d1 = 1, d2 = 2 (the other side); far away: no border term.
+    assert w[10, 12] == pytest.approx(1 + 10 * math.exp(-((1 + 2) ** 2) / (2 * 5**2)))
+    assert w[0, 29] == pytest.approx(1.0, abs=1e-3) and w[10, 5] == 1.0  # inside: w_c only
+    alone = torch.zeros(20, 30, dtype=torch.long)
+    alone[5:15, 2:12] = 1
+    balanced = unet_weight_map(alone)  # one object: class balance only, mean 1
+    assert balanced.mean() == pytest.approx(1.0) and balanced[10, 5] > balanced[0, 0]
+    assert unet_weight_map(torch.stack([mask, alone])).shape == (2, 20, 30)
+
+
+def test_unet_trains_with_border_weights_in_the_same_loop() -> None:
+    x, y = to_tensors(get_dataset("shapes_seg", n=32, image_size=32))
+    loader = DeviceLoader(x, y, batch_size=8, augment=True)
+    model = get_model("unet_padded", in_channels=3, num_classes=6, base_channels=8, depth=2)
+    history = fit(model, loader, loader, loss_fn=BorderWeightedCrossEntropy(), progress=False)
+    assert math.isfinite(history.train_loss[0]) and 0 <= history.val_acc[0] <= 1
+
+
+# --- DDP: two CPU processes, gloo -----------------------------------------------------------
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    model, history, seen = _ddp_run()
+    state = {"model": model.state_dict(), "history": history.to_dict(), "seen": seen}
+    torch.save(state, f"{out}/{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def _ddp_run() -> tuple[nn.Module, History, int]:
+    """No batch norm, no dropout: then 2 processes x half a batch is exactly one full batch."""
+    torch.manual_seed(0)
+    model = tiny_cnn(dropout=0.0, batch_norm=False)
+    train = shapes(128, batch_size=32, augment=True)
+    seen = 0
+
+    def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        nonlocal seen
+        seen += len(y)
+        return nn.functional.cross_entropy(out, y)
+
+    history = fit(model, train, epochs=2, device="cpu", progress=False, lr=0.05, loss_fn=loss_fn)
+    return model, history, seen
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"{r}.pt") for r in (0, 1))
+    assert same_weights(r0["model"], r1["model"])  # DDP kept the replicas identical
+    assert r0["history"]["train_loss"] == r1["history"]["train_loss"]  # all-reduced metrics
+
+    single, history, seen = _ddp_run()
+    assert seen == 2 * 128 and r0["seen"] == r1["seen"] == 128  # each process: half of each batch
+    for k, v in single.state_dict().items():
+        torch.testing.assert_close(r0["model"][k], v, rtol=1e-4, atol=1e-5)
+    assert r0["history"]["train_loss"] == pytest.approx(history.train_loss, rel=1e-4)
