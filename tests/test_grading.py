@@ -1,0 +1,480 @@
+"""The exercises' grading, end to end, with the real nbgrader and its sqlite gradebook.
+
+Temporary course directories get the repository's nbgrader_config.py and solutions/; nbgrader
+generates the releases there (never in the repository), students "submit", and one
+`nbgrader autograde` run per assignment and course grades them all: the solution, the untouched
+release, and broken or hostile submissions (see `SUBMISSIONS`). The courses are graded at the
+same time, in about a minute (the tests marked `slow`). The first tests are quick unit tests of
+`cnncourse.grading` itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnncourse import grading
+from conftest import ROOT
+
+NBGRADER = Path(sys.executable).parent / "nbgrader"
+POINTS = {"ex01_convolution": 12, "ex02_parameters_and_cost": 12, "ex03_pooling": 11}
+TIMEOUT = 15  # seconds a cell may run (the solutions' slowest cell takes about 3)
+# course -> assignment -> students: graded at the same time (nbgrader waits on its kernels a lot)
+COURSES = {
+    "broken": {"ex01_convolution": ["solution", "untouched", "tamper", "loop"]},
+    "hostile": {"ex01_convolution": ["patcher", "lookup", "forger"]},
+    "stubborn": {"ex01_convolution": ["stubborn", "honest"]},
+    "pooling": {
+        "ex02_parameters_and_cost": ["solution", "untouched"],
+        "ex03_pooling": ["solution", "untouched", "cheat"],
+    },
+}
+HIDDEN = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "hidden=True")
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", *HIDDEN)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """A from-scratch convolution (the solution notebook's idea), for the unit tests."""
+    padded = F.pad(x, (padding,) * 4)
+    kh, kw = weight.shape[2:]
+    h_out = (padded.shape[2] - kh) // stride + 1
+    w_out = (padded.shape[3] - kw) // stride + 1
+    out = x.new_zeros(x.shape[0], weight.shape[0], h_out, w_out)
+    for u in range(kh):
+        for v in range(kw):
+            taps = padded[:, :, u::stride, v::stride][:, :, :h_out, :w_out]
+            out += torch.einsum("nchw,oc->nohw", taps, weight[:, :, u, v])
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
+def restart_judge() -> None:
+    if grading._judge:
+        grading._judge[0].kill()
+        grading._judge[0].wait()
+        grading._judge.clear()
+
+
+# --- unit tests of cnncourse.grading (no nbgrader) ---------------------------------------------
+
+
+def test_digest_is_canonical() -> None:
+    assert grading.digest("q", "a", 28) == grading.digest("q", "a", 28.0)
+    assert grading.digest("q", "a", [1, 2]) == grading.digest("q", "a", (1.0, 2))
+    assert grading.digest("q", "a", 1.5) == grading.digest("q", "a", 1.50000001)
+    assert grading.digest("q", "a", 28) != grading.digest("q", "b", 28)  # salted by name
+    assert grading.digest("q", "a", 28) != grading.digest("q", "a", 27)
+
+
+def test_answers_message_names_wrong_answers_not_values() -> None:
+    expected = {"a": grading.digest("q", "a", 608), "b": grading.digest("q", "b", 1168)}
+    grading.check_answers("q", {"a": 608, "b": 1168.0}, expected)
+    with pytest.raises(grading.CheckFailed) as failure:
+        grading.check_answers("q", {"a": 608, "b": 1000}, expected, hints={"b": "depth!"})
+    message = str(failure.value)
+    assert "not right yet: b\n  right: a" in message and "depth!" in message
+    assert "1168" not in message and "1000" not in message
+    with pytest.raises(grading.CheckFailed, match="not right yet: a, b"):
+        grading.check_answers("q", {"a": None}, expected)  # unanswered and missing
+
+
+def test_check_function_passes_a_right_implementation_on_visible_and_hidden_cases() -> None:
+    for task in ("conv2d.basic", "conv2d.channels", "conv2d.stride_padding"):
+        grading.check_function(task, conv2d)
+        grading.check_function(task, conv2d, hidden=True)
+
+
+def test_visible_cases_are_fixed_and_start_with_the_slides_example() -> None:
+    first, again = grading.cases("conv2d.basic"), grading.cases("conv2d.basic")
+    assert all(torch.equal(a["x"], b["x"]) for a, b in zip(first, again, strict=True))
+    out = F.conv2d(first[0]["x"], first[0]["weight"])[0, 0]
+    assert out[0, 0].item() == 1.5  # the slides' first output value
+    assert F.conv2d(first[0]["x"], first[0]["weight"], padding=1)[0, 0, 0, 1].item() == -1.5
+
+
+@pytest.mark.parametrize(
+    ("func", "message"),
+    [
+        (lambda x, weight, bias: conv2d(x, weight), "values are wrong; at ["),
+        (lambda x, weight, bias: conv2d(x, weight, bias)[..., 1:], "its output has shape"),
+        (lambda x, weight, bias: F.conv2d(x, weight, bias), "uses torch's own `aten.convolution`"),
+        (lambda x, weight, bias: F.unfold(x, 1), "uses torch's own `aten.im2col`"),
+        (lambda x, weight, bias: x.tolist(), "not a torch.Tensor"),
+        (lambda x, weight, bias: 1 / 0, "it raised ZeroDivisionError"),
+    ],
+)
+def test_check_function_says_what_is_wrong(func, message: str) -> None:
+    with pytest.raises(grading.CheckFailed, match=re.escape(message)):
+        grading.check_function("conv2d.channels", func)
+
+
+def test_hidden_cases_are_fresh_so_a_table_of_visible_cases_fails() -> None:
+    table = {
+        repr(c["x"].tolist()): F.conv2d(c["x"], c["weight"]) for c in grading.cases("conv2d.basic")
+    }
+
+    def lookup(x, weight):
+        return table.get(repr(x.tolist()), torch.zeros(1, 1, 1, 1))
+
+    grading.check_function("conv2d.basic", lookup)
+    with pytest.raises(grading.CheckFailed, match="random case"):
+        grading.check_function("conv2d.basic", lookup, hidden=True)
+
+
+def test_results_are_judged_against_the_cases_sent() -> None:
+    """Each batch of cases has its own token: results are judged against the cases they answer."""
+
+    def curious(x, weight):  # looks at the visible cases in the middle of a hidden check
+        grading.cases("conv2d.basic")
+        return conv2d(x, weight)
+
+    grading.check_function("conv2d.basic", curious, hidden=True)
+    with pytest.raises(RuntimeError, match="KeyError"):  # an unknown (or used) token
+        grading._ask({"op": "judge", "token": "0123456789abcdef", "results": []})
+
+
+def test_patches_in_the_students_process_do_not_reach_the_judge(monkeypatch, tmp_path) -> None:
+    """What a kernel patches after `cnncourse.grading` was imported does not change the verdict."""
+    for name in ("torch", "json", "random", "cnncourse"):  # the judge ignores the working directory
+        (tmp_path / f"{name}.py").write_text(
+            "raise SystemExit('imported from the working directory')"
+        )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.testing, "assert_close", lambda *a, **k: None)
+    monkeypatch.setattr(torch, "allclose", lambda *a, **k: True)
+    monkeypatch.setattr(torch.Tensor, "__eq__", lambda self, other: True)
+    monkeypatch.setattr(F, "conv2d", lambda *a, **k: torch.zeros(1))  # the reference, if in-process
+    monkeypatch.setattr("cnncourse.counting.conv_output_size", lambda *a, **k: 0)
+    monkeypatch.setattr(json, "loads", lambda *a, **k: {"passed": True, "message": "forged"})
+    monkeypatch.setattr(hashlib, "sha256", lambda *a: hashlib.md5(b"forged"))
+    monkeypatch.setattr(subprocess, "Popen", None)
+    monkeypatch.setattr(sys, "executable", "/bin/true")
+    restart_judge()  # the glue starts its judge while everything is patched
+    with pytest.raises(grading.CheckFailed):
+        grading.check_function("conv2d.channels", lambda x, weight, bias: torch.zeros(1))
+    with pytest.raises(grading.CheckFailed):
+        grading.check_function("output_size", lambda **kw: 0)
+    with pytest.raises(grading.CheckFailed):
+        grading.check_answers("q", {"a": 0}, {"a": grading.digest("q", "a", 5)})
+    grading.check_function("conv2d.channels", conv2d)  # the right answer still passes
+
+
+# --- end to end with nbgrader ------------------------------------------------------------------
+
+
+def nbgrader(course: Path, *args: str, ok: bool = True) -> str:
+    """Run an nbgrader command in `course`; return its log."""
+    # nbgrader runs `alembic` from PATH when it creates a gradebook: the environment's bin first
+    env = {**os.environ, "PATH": f"{NBGRADER.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    cmd = [str(NBGRADER), *args]
+    run = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
+    log = run.stdout + run.stderr
+    assert not ok or run.returncode == 0, f"{' '.join(cmd)} failed in {course}:\n{log[-5000:]}"
+    return log
+
+
+def notebook(course: Path, folder: str, assignment: str) -> nbformat.NotebookNode:
+    return nbformat.read(course / folder / assignment / f"{assignment}.ipynb", as_version=4)
+
+
+def cell(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def answer(nb: nbformat.NotebookNode, grade_id: str, code: str) -> nbformat.NotebookNode:
+    """Replace the release's stub in a cell by `code`, as a student does."""
+    c = cell(nb, grade_id)
+    stub = re.search(r"( *)# YOUR CODE HERE\n *raise NotImplementedError\(\)", c.source)
+    c.source = c.source.replace(stub.group(0), textwrap.indent(code, stub.group(1)))
+    return nb
+
+
+def tamper(solution, release):
+    """Edits and deletes test cells, with wrong answers and a wrong conv2d; one right function."""
+    nb = answer(
+        release,
+        "output_size",
+        "return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1",
+    )
+    answer(nb, "conv2d", "return torch.zeros(x.shape[0], weight.shape[0], 1, 1)")
+    cell(nb, "test_sizes").source = "pass  # no test here"
+    cell(nb, "test_conv2d_basic").source = "assert True"
+    cell(nb, "test_output_size").metadata.nbgrader["points"] = 100
+    stride_test = cell(nb, "test_conv2d_stride_padding")
+    stride_test.metadata, stride_test.source = {}, "print('no longer a test')"
+    nb.cells.remove(cell(nb, "test_conv2d_channels"))
+    return nb
+
+
+def loop(solution, release):
+    """Right everywhere, but the cell that defines conv2d never ends."""
+    cell(solution, "conv2d").source = "while True:\n    pass\n" + cell(solution, "conv2d").source
+    return solution
+
+
+def stubborn(solution, release):
+    """Loops forever and ignores the interrupt that nbgrader sends at the timeout."""
+    forever = "import time\n\nwhile True:\n    try:\n        time.sleep(1)  # idle: spare the CPU\n"
+    cell(solution, "conv2d").source = forever + "    except KeyboardInterrupt:\n        pass\n"
+    return solution
+
+
+def patcher(solution, release):
+    """Wrong answers, after patching what a test might rely on."""
+    patches = """import sys, subprocess
+import torch, torch.testing
+import cnncourse, cnncourse.counting
+torch.testing.assert_close = lambda *a, **k: None
+torch.allclose = torch.equal = lambda *a, **k: True
+torch.Tensor.__eq__ = lambda self, other: True
+torch.randn = lambda *shape, **k: torch.zeros(*shape)
+cnncourse.counting.conv_output_size = lambda *a, **k: 0
+subprocess.Popen = None
+sys.executable = "/bin/true"
+"""
+    nb = answer(release, "sizes", patches + "size_a = size_b = size_c = size_d = size_e = 0")
+    answer(nb, "warm_up", "warm_a = warm_b = warm_c = 0")
+    answer(nb, "output_size", "return 0")
+    return answer(nb, "conv2d", "return torch.randn(x.shape[0], weight.shape[0], 1, 1)")
+
+
+def lookup(solution, release):
+    """Right answers; functions that only know the visible cases (from `grading.cases`)."""
+    cell(solution, "output_size").source = """from cnncourse import counting, grading
+
+_sizes = {repr(c): counting.conv_output_size(**c) for c in grading.cases("output_size")}
+
+def output_size(size, kernel_size, stride=1, padding=0, dilation=1):
+    key = dict(size=size, kernel_size=kernel_size, stride=stride, padding=padding)
+    return _sizes.get(repr({**key, "dilation": dilation}), 1)
+"""
+    cell(solution, "conv2d").source = """import torch.nn.functional as F
+
+def _key(x, weight, bias=None, stride=1, padding=0):
+    return repr([x.tolist(), weight.tolist(), bias is None or bias.tolist(), stride, padding])
+
+_table = {}
+for _task in ("conv2d.basic", "conv2d.channels", "conv2d.stride_padding"):
+    for _case in grading.cases(_task):
+        _out = F.conv2d(_case["x"], _case["weight"], _case.get("bias"),
+                        _case.get("stride", 1), _case.get("padding", 0))
+        _table[_key(**_case)] = _out
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    return _table.get(_key(x, weight, bias, stride, padding), torch.zeros(1, 1, 1, 1))
+"""
+    return solution
+
+
+def forger(solution, release):
+    """Replaces the checks themselves: the residual risk documented in cnncourse.grading."""
+    code = (
+        "import cnncourse.grading as g\ng.check_answers = g.check_function = lambda *a, **k: None"
+    )
+    return answer(release, "sizes", code)
+
+
+def cheat(solution, release):
+    """Right answers, but pooling by PyTorch's own functions."""
+    for kind in ("max", "avg"):
+        cell(solution, f"{kind}_pool2d").source = (
+            f"import torch.nn.functional as F\n\ndef {kind}_pool2d(x, kernel_size, stride=None):\n"
+            f"    return F.{kind}_pool2d(x, kernel_size, stride)"
+        )
+    return solution
+
+
+SUBMISSIONS = {
+    "solution": lambda solution, release: solution,
+    "untouched": lambda solution, release: release,
+    "honest": lambda solution, release: solution,  # the solution, under another name
+    **{f.__name__: f for f in (tamper, loop, stubborn, patcher, lookup, forger, cheat)},
+}
+
+
+def grade_course(course: Path, assignments: dict[str, list[str]]) -> None:
+    """Generate, submit, autograde and give feedback, as an instructor does."""
+    course.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    for a, students in assignments.items():
+        shutil.copytree(ROOT / "solutions" / a, course / "solutions" / a)
+        nbgrader(course, "generate_assignment", a)
+        for student in students:
+            pair = notebook(course, "solutions", a), notebook(course, "exercises", a)
+            folder = course / "submitted" / student / a
+            folder.mkdir(parents=True)
+            nbformat.write(SUBMISSIONS[student](*pair), folder / f"{a}.ipynb")
+        # nbgrader gives up on a kernel that ignores the interrupt: that student is reported as
+        # failed (score 0, flagged for manual grading) and the command exits with status 1
+        log = nbgrader(course, "autograde", a, f"--Execute.timeout={TIMEOUT}", ok=False)
+        failed = set(re.findall(r"error processing assignment '\S+' for student '(\S+)'", log))
+        assert failed == ({"stubborn"} & set(students)), log[-5000:]
+        nbgrader(course, "generate_feedback", a)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+    """All courses graded at the same time; returns {(assignment, student): course}."""
+    base = tmp_path_factory.mktemp("grading")
+    with ThreadPoolExecutor(len(COURSES)) as pool:
+        runs = [pool.submit(grade_course, base / name, a) for name, a in COURSES.items()]
+        for run in runs:
+            run.result()
+    return {
+        (a, student): base / name
+        for name, assignments in COURSES.items()
+        for a, students in assignments.items()
+        for student in students
+    }
+
+
+def score(graded, assignment: str, student: str) -> float:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{graded[assignment, student] / 'gradebook.db'}") as gb:
+        return gb.find_submission(assignment, student).score
+
+
+def cell_scores(graded, assignment: str, student: str) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{graded[assignment, student] / 'gradebook.db'}") as gb:
+        return {
+            g.name: g.score
+            for g in gb.find_submission_notebook(assignment, assignment, student).grades
+        }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", POINTS)
+def test_release_is_the_committed_exercise(graded, assignment: str) -> None:
+    ours = ROOT / "exercises" / assignment
+    for course in {course for (a, _), course in graded.items() if a == assignment}:
+        fresh = course / "exercises" / assignment
+        assert sorted(p.name for p in ours.iterdir()) == sorted(p.name for p in fresh.iterdir())
+        for path in fresh.iterdir():
+            assert (ours / path.name).read_bytes() == path.read_bytes(), (
+                f"exercises/{assignment}/{path.name} is stale: run "
+                f"`nbgrader generate_assignment {assignment} --force --no-db` in the repo root"
+            )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", POINTS)
+def test_solution_scores_full_marks_and_the_release_zero(graded, assignment: str) -> None:
+    assert score(graded, assignment, "solution") == POINTS[assignment], cell_scores(
+        graded, assignment, "solution"
+    )
+    assert score(graded, assignment, "untouched") == 0
+
+
+@pytest.mark.slow
+def test_edited_and_deleted_tests_are_restored(graded) -> None:
+    got = cell_scores(graded, "ex01_convolution", "tamper")
+    assert got["test_output_size"] == 2  # the one right answer, at its original points
+    assert got["test_sizes"] == got["test_conv2d_basic"] == 0  # edited: restored and run
+    assert got["test_conv2d_channels"] == got["test_conv2d_stride_padding"] == 0  # deleted
+    assert score(graded, "ex01_convolution", "tamper") == 2
+    nb = notebook(graded["ex01_convolution", "tamper"], "autograded/tamper", "ex01_convolution")
+    assert "not right yet" in str(cell(nb, "test_sizes").outputs)  # the original test ran
+    assert "CheckFailed" in str(cell(nb, "test_conv2d_channels").outputs)
+
+
+@pytest.mark.slow
+def test_an_infinite_loop_is_interrupted_and_everything_else_graded(graded) -> None:
+    got = cell_scores(graded, "ex01_convolution", "loop")
+    assert got["test_sizes"] == 2 and got["test_output_size"] == 2 and got["test_warm_up"] == 1
+    assert got["test_conv2d_basic"] == got["test_conv2d_channels"] == 0
+    assert score(graded, "ex01_convolution", "solution") == 12  # in the same autograde run
+
+
+@pytest.mark.slow
+def test_a_loop_that_ignores_interrupts_scores_zero_and_the_run_goes_on(graded) -> None:
+    assert score(graded, "ex01_convolution", "stubborn") == 0
+    assert score(graded, "ex01_convolution", "honest") == 12  # graded in the same run
+
+
+@pytest.mark.slow
+def test_patching_torch_and_cnncourse_does_not_fake_correctness(graded) -> None:
+    assert score(graded, "ex01_convolution", "patcher") == 0
+    # ...because the judge ran and found the answers wrong, not because the patches broke the glue
+    nb = notebook(graded["ex01_convolution", "patcher"], "autograded/patcher", "ex01_convolution")
+    tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    errors = [o for c in tests for o in c.outputs if o.output_type == "error"]
+    assert len(errors) == len(tests) and all(o.ename == "CheckFailed" for o in errors)
+
+
+@pytest.mark.slow
+def test_a_table_of_the_visible_cases_fails_the_hidden_ones(graded) -> None:
+    got = cell_scores(graded, "ex01_convolution", "lookup")
+    assert got["test_sizes"] == 2 and got["test_warm_up"] == 1
+    assert got["test_output_size"] == got["test_conv2d_basic"] == got["test_conv2d_channels"] == 0
+
+
+@pytest.mark.slow
+def test_torch_own_pooling_does_not_pass_as_from_scratch(graded) -> None:
+    got = cell_scores(graded, "ex03_pooling", "cheat")
+    assert got["test_max_pool2d"] == got["test_avg_pool2d"] == 0
+    assert got["test_sizes"] == 2 and got["test_global_avg_pool2d"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="residual risk, see cnncourse.grading: one kernel runs both")
+def test_replacing_the_checks_themselves_is_not_caught(graded) -> None:
+    assert score(graded, "ex01_convolution", "forger") == 0
+
+
+def solution_lines(path: Path) -> list[str]:
+    """Lines inside the solution and hidden-test regions of a source notebook."""
+    lines, inside = [], False
+    for c in nbformat.read(path, as_version=4).cells:
+        for line in c.source.splitlines():
+            if re.search(r"### (BEGIN|END) (SOLUTION|HIDDEN TESTS)", line):
+                inside = "BEGIN" in line
+            elif inside and len(line.strip()) >= 12:
+                lines.append(line.strip())
+    return lines
+
+
+@pytest.mark.parametrize("assignment", POINTS)
+def test_release_has_no_solution_or_hidden_test(assignment: str) -> None:
+    secret = set(solution_lines(ROOT / "solutions" / assignment / f"{assignment}.ipynb"))
+    assert len(secret) > 10
+    for path in (ROOT / "exercises" / assignment).iterdir():
+        text = path.read_text()
+        assert not [m for m in MARKERS if m in text], path
+        shown = {
+            line.strip() for c in nbformat.reads(text, 4).cells for line in c.source.splitlines()
+        }
+        assert not shown & secret, f"{path.name} shows solution lines: {shown & secret}"
+
+
+@pytest.mark.slow
+def test_feedback_does_not_show_hidden_tests(graded) -> None:
+    feedback = {}
+    for (a, student), course in graded.items():
+        for page in (course / "feedback" / student / a).glob("*.html"):
+            feedback[a, student] = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+    assert len(feedback) == len(graded) - 1  # all but the stubborn loop
+    for key, text in feedback.items():
+        assert not [m for m in HIDDEN if m in text], key
+    # nbgrader's autograded notebook has the hidden tests (its default feedback would show them)...
+    course = graded["ex01_convolution", "lookup"]
+    autograded = notebook(course, "autograded/lookup", "ex01_convolution")
+    assert "hidden=True" in cell(autograded, "test_conv2d_basic").source
+    # ...ours shows the failing hidden check's message, not its code
+    page = feedback["ex01_convolution", "lookup"]
+    assert "CheckFailed: conv2d: " in page and "a random case" in page
