@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from cnncourse import grading
+from cnncourse.grading import kernel
 from conftest import ROOT
 
 NBGRADER = Path(sys.executable).parent / "nbgrader"
@@ -62,10 +63,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 
 
 def restart_judge() -> None:
-    if grading._judge:
-        grading._judge[0].kill()
-        grading._judge[0].wait()
-        grading._judge.clear()
+    if kernel._judge:
+        kernel._judge[0].kill()
+        kernel._judge[0].wait()
+        kernel._judge.clear()
 
 
 # --- unit tests of cnncourse.grading (no nbgrader) ---------------------------------------------
@@ -143,7 +144,7 @@ def test_results_are_judged_against_the_cases_sent() -> None:
 
     grading.check_function("conv2d.basic", curious, hidden=True)
     with pytest.raises(RuntimeError, match="KeyError"):  # an unknown (or used) token
-        grading._ask({"op": "judge", "token": "0123456789abcdef", "results": []})
+        kernel._ask({"op": "judge", "token": "0123456789abcdef", "results": []})
 
 
 def test_patches_in_the_students_process_do_not_reach_the_judge(monkeypatch, tmp_path) -> None:

@@ -1,0 +1,58 @@
+"""Checks for the exercises' tests: helpful messages, hidden answers, and a trusted judge.
+
+A test cell calls ``check_function("conv2d.basic", conv2d)`` or ``check_answers("ex01.sizes",
+{"size_a": size_a}, {"size_a": "<digest>"})``. The work is split between two processes:
+
+- the **judge**, a separate Python process (one per kernel, see `start_judge`), draws the cases,
+  computes the reference (torch, or the formulas of `cnncourse.counting`) and compares. Visible
+  checks use a fixed seed per task (`cases` shows them); hidden checks draw a fresh seed from
+  ``os.urandom``, so a lookup table of the visible cases does not pass them;
+- the **kernel** (the student's notebook) only calls the student's function on the cases it is sent
+  and returns plain data: numbers, lists, and tensors as a shape and a flat list of floats. The
+  results go back with the token of their batch of cases, and are judged against those cases.
+
+So what a student's cell patches in its own process (``torch.testing``, ``torch.randn``,
+``torch.allclose``, ``Tensor.__eq__``, ``cnncourse.counting``, ``hashlib``, ``json``) cannot change
+the reference or the comparison. The notebooks' locked first cell imports this package and starts
+the judge before any student code runs: the functions the glue uses, the interpreter and the
+environment are taken then, and the judge runs isolated (``python -I``: no working directory, no
+``PYTHON*`` variables). Compute answers are compared as salted sha256 digests, in the judge. While
+the first case of an implementation task runs, a torch dispatch mode refuses torch's own operator
+(``aten.convolution``, ``max_pool2d``, ``im2col``, ``unfold``), so ``F.conv2d`` in a "from scratch"
+function fails with a clear message.
+
+Residual risk, plainly: nbgrader runs the student's code and the tests in one kernel and reads the
+verdict from that kernel's outputs. A student who deliberately sabotages this package in the kernel
+(``grading.check_function = lambda *a, **k: None``), IPython's machinery, or installed files can
+still forge a pass; code run by the autograder has the instructor's permissions (it could edit
+``gradebook.db``). The dispatch guard is an honesty check: a reference saved elsewhere, numpy, or a
+call to `cnncourse.counting` in a formula task passes it. Digests of small integers can be
+brute-forced. For high stakes, autograde in a sandbox (one container per submission) and read the
+code of suspicious submissions.
+
+Instructors: ``python -m cnncourse.grading digest QUESTION NAME JSON_VALUE`` prints a digest;
+`feedback_preprocessor` keeps hidden tests out of nbgrader's feedback (``nbgrader_config.py``).
+
+Modules: `kernel` (the checks the test cells call, run in the student's kernel), `judge` (the
+judge process: verdicts, comparisons, digests), `tasks` (the task catalogue: cases and references),
+`feedback` (the nbgrader preprocessor).
+"""
+
+from __future__ import annotations
+
+# Importing the package imports `kernel` eagerly: it takes what it needs before any student code.
+from cnncourse.grading.feedback import feedback_preprocessor as feedback_preprocessor
+from cnncourse.grading.judge import digest
+from cnncourse.grading.judge import main as main
+from cnncourse.grading.kernel import CheckFailed, cases, check_answers, check_function, start_judge
+from cnncourse.grading.tasks import TASKS
+
+__all__ = [
+    "CheckFailed",
+    "TASKS",
+    "cases",
+    "check_answers",
+    "check_function",
+    "digest",
+    "start_judge",
+]

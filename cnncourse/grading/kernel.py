@@ -1,0 +1,166 @@
+"""The kernel's side of the checks: ask the judge for cases, call the student's function on them.
+
+The kernel only turns the student's results into plain data (numbers, lists, tensors as a shape and
+a flat list of floats) and sends them back with the token of their batch of cases; the judge
+(`cnncourse.grading.judge`) decides. What this module needs from the standard library, the
+interpreter and the environment is taken when it is imported, which the notebooks' locked first
+cell does (``from cnncourse import grading``) before any student code runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cnncourse.grading.tasks import _decode
+
+# Taken at import, before any student code runs: later patches of these do not reach the glue.
+_Popen, _PIPE, _dumps, _loads = subprocess.Popen, subprocess.PIPE, json.dumps, json.loads
+# The judge: this interpreter, isolated (-I: no working directory, no PYTHON* variables, no user
+# site), told where this kernel found cnncourse and torch (a user-site install must work too).
+_JUDGE_CMD = [
+    sys.executable,
+    "-I",
+    "-c",
+    "import sys; sys.path[:0] = sys.argv[1:]; "
+    "from cnncourse.grading.judge import main; main(['serve'])",
+    str(Path(__file__).resolve().parents[2]),  # the folder that holds the cnncourse package
+]
+_TORCH = importlib.util.find_spec("torch")
+_JUDGE_CMD += [os.path.dirname(os.path.dirname(_TORCH.origin))] if _TORCH and _TORCH.origin else []
+_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("LD_PRELOAD", "LD_AUDIT"))}
+_judge: list[Any] = []  # [process, stderr file] of this kernel's judge, once started
+
+
+class CheckFailed(AssertionError):
+    """A check found a wrong answer; the message says what is wrong, not what is right."""
+
+
+def start_judge() -> None:
+    """Start this kernel's judge now, if none runs (the checks also start it when they need it).
+
+    The notebooks' locked first cell calls this, so the judge starts before any student code runs,
+    and imports torch while the student works.
+    """
+    if not _judge or _judge[0].poll() is not None:
+        log = tempfile.TemporaryFile()  # noqa: SIM115 (kept open for the judge's lifetime)
+        judge = _Popen(
+            _JUDGE_CMD, stdin=_PIPE, stdout=_PIPE, stderr=log, env=_ENV, encoding="utf-8"
+        )
+        _judge[:] = [judge, log]
+
+
+def _ask(request: dict) -> dict:
+    start_judge()
+    judge, log = _judge
+    try:
+        judge.stdin.write(_dumps(request) + "\n")
+        judge.stdin.flush()
+        line = judge.stdout.readline()
+    except BaseException:  # e.g. a timeout's interrupt: start a fresh judge next time
+        judge.kill()
+        _judge.clear()
+        raise
+    if not line:
+        judge.wait()
+        log.seek(0)
+        tail = log.read()[-2000:].decode(errors="replace")
+        raise RuntimeError(f"the grading judge stopped (exit code {judge.returncode}):\n{tail}")
+    reply = _loads(line)
+    if "error" in reply:
+        raise RuntimeError(f"the grading judge failed: {reply['error']}")
+    return reply
+
+
+def _plain(value: Any) -> Any:
+    """A student's answer as plain JSON data; an object of another kind becomes its type's name."""
+    import numbers
+
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, tensors
+        return _plain(value.tolist())
+    return f"<a {type(value).__name__}>"
+
+
+def _call(func: Callable[..., Any], case: dict, forbidden: frozenset[str]) -> dict:
+    """Run the student's function on one case and return its result as plain data."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Guard(TorchDispatchMode):  # records (and refuses) the first forbidden aten operator
+        used = ""
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+            if (name := func.overloadpacket.__name__) in forbidden:
+                self.used = self.used or f"aten.{name}"
+                raise RuntimeError(f"aten.{name} is not allowed here")
+            return func(*args, **(kwargs or {}))
+
+    kwargs, guard = _decode(case, torch.float32), Guard()
+    try:
+        # the guard only where asked (it slows every tensor operation); warnings off and prints to
+        # stderr sent to stdout: nbgrader gives 0 points to a test cell that writes to stderr
+        with warnings.catch_warnings(), contextlib.redirect_stderr(sys.stdout):
+            warnings.simplefilter("ignore")
+            with guard if forbidden else contextlib.nullcontext():
+                out = func(**kwargs)
+        if guard.used:
+            return {"error": "forbidden", "forbidden": guard.used}
+        if not isinstance(out, torch.Tensor) or out.ndim == 0:
+            return {"value": _plain(out), "type": type(out).__name__}
+        flat = out.detach().to("cpu", torch.float64).reshape(-1).tolist()
+        return {"shape": list(out.shape), "values": [float(v) for v in flat]}
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}"[:400], "forbidden": guard.used}
+
+
+def cases(task: str) -> list[dict[str, Any]]:
+    """The keyword arguments of a task's visible cases (tensors included), to debug with."""
+    import torch
+
+    todo = _ask({"op": "show", "task": task})["cases"]
+    return [_decode(case, torch.float32) for case in todo]
+
+
+def check_function(task: str, func: Callable[..., Any], *, hidden: bool = False) -> None:
+    """Check the student's `func` on the judge's cases of `task` (one of `TASKS`)."""
+    if not callable(func):
+        raise CheckFailed(f"{task}: expected a function, got a {type(func).__name__}")
+    reply = _ask({"op": "cases", "task": task, "hidden": hidden})
+    forbidden = frozenset(reply["forbidden"])
+    results = [
+        _call(func, case, forbidden if i == 0 else frozenset())
+        for i, case in enumerate(reply["cases"])
+    ]
+    verdict = _ask({"op": "judge", "token": reply["token"], "results": results})
+    if not verdict["passed"]:
+        raise CheckFailed(verdict["message"])
+    print(verdict["message"])
+
+
+def check_answers(
+    question: str, answers: dict[str, Any], expected: dict[str, str], hints: dict | None = None
+) -> None:
+    """Compare named answers with their digests; the message names wrong answers, never values."""
+    plain = {k: _plain(v) for k, v in answers.items()}
+    request = {"question": question, "answers": plain, "expected": expected, "hints": hints or {}}
+    verdict = _ask({"op": "answers", **request})
+    if not verdict["passed"]:
+        raise CheckFailed(verdict["message"])
+    print(verdict["message"])
