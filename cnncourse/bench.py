@@ -16,11 +16,17 @@ cuDNN's algorithm search, the allocator's first allocations) are not timed; the 
 synchronised before reading the clock, since CUDA calls return before the work is done.
 
 Reported per variant: images/s, time per step, peak memory (CUDA), achieved TFLOP/s and MFU
-(model FLOPs utilisation). The model's FLOPs come from `cnncourse.profile.count_macs`: a training
-step costs about 3 forward passes (the backward pass computes gradients with respect to both
-inputs and weights, two products of the forward's size each), and FLOPs = 2 x MACs, so a step on
-a batch of B is 6 x MACs x B FLOPs. MFU divides the achieved rate by the GPU's dense bf16 peak,
-looked up by name in `GPU_PEAK_TFLOPS`; an unknown GPU (or a CPU) gets no MFU, and says so.
+(model FLOPs utilisation). A training step costs about 3 forward passes (the backward pass
+computes gradients with respect to both inputs and weights, two products of the forward's size
+each), and FLOPs = 2 x MACs, so a step on a batch of B is 6 x MACs x B FLOPs
+(`train_step_flops`). The MACs are those of the *training-mode* forward: GoogLeNet's and
+Inception-v3's auxiliary heads run only in training, and `cnncourse.profile.count_macs`, which
+counts the eval-mode forward, would leave them out.
+
+MFU divides the achieved rate by the GPU's dense bf16 peak, looked up by name in
+`GPU_PEAK_TFLOPS`, for every variant: the fp32 ones ("textbook", "no bf16") too, although fp32
+runs at a fraction of that peak, so their MFU shows what they leave unused. An unknown GPU (or a
+CPU) gets no MFU, and says so.
 """
 
 from __future__ import annotations
@@ -34,10 +40,10 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
 
 from cnncourse.data import DeviceLoader
 from cnncourse.models import MODELS, get_model
-from cnncourse.profile import count_macs
 from cnncourse.train.checks import model_for_data
 from cnncourse.train.device import pick_device
 from cnncourse.train.distributed import Dist
@@ -49,6 +55,7 @@ __all__ = [
     "Variant",
     "BenchResult",
     "peak_tflops",
+    "train_step_flops",
     "default_variants",
     "run_benchmark",
     "format_table",
@@ -90,6 +97,33 @@ def peak_tflops(device_name: str) -> float | None:
     return None
 
 
+def train_step_flops(model: nn.Module, input_size: tuple[int, ...]) -> int:
+    """FLOPs of one training step per input of shape `input_size`: 3 x the training forward's.
+
+    The forward runs once on the meta device (no data, no time; `model` is left unchanged) in
+    training mode, under `FlopCounterMode`, which counts every convolution and matrix product,
+    auxiliary heads included. The backward is not counted but taken as 2 forwards, the usual
+    definition of model FLOPs: PyTorch's counter overcounts the backward of grouped
+    convolutions (of depthwise ones, MobileNet's and Xception's, many times over), and the real
+    backward does slightly less (the first layer needs no gradient for its input).
+
+    >>> train_step_flops(nn.Linear(784, 100), (784,))  # 3 passes x 2 FLOPs x 784 x 100 MACs
+    470400
+    """
+    state = {n: torch.empty_like(t, device="meta") for n, t in model.named_parameters()}
+    state |= {n: torch.empty_like(t, device="meta") for n, t in model.named_buffers()}
+    x = torch.empty((2, *input_size), device="meta")  # 2: batch norm refuses 1 when training
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.train()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            torch.func.functional_call(model, state, (x,))
+    finally:
+        for m, training in modes.items():
+            m.training = training
+    return 3 * counter.get_total_flops() // 2
+
+
 @dataclass(frozen=True)
 class Variant:
     """One way to run the training loop. `compile`: True, or the name of a compile backend."""
@@ -125,7 +159,11 @@ def default_variants(compile: bool | str = True) -> list[Variant]:
 
 @dataclass(frozen=True)
 class BenchResult:
-    """Measurements of one variant; None where not measurable (memory on CPU, MFU unknown)."""
+    """Measurements of one variant; None where not measurable (memory on CPU, MFU unknown).
+
+    flops_per_step: FLOPs of one step on the whole batch (`train_step_flops` x batch size);
+    tflops: their rate, in TFLOP/s; mfu: that rate over the GPU's dense bf16 peak.
+    """
 
     model: str
     variant: str
@@ -135,6 +173,7 @@ class BenchResult:
     images_per_s: float
     step_ms: float
     peak_mem_mib: float | None
+    flops_per_step: int
     tflops: float
     mfu: float | None
     warmup_s: float
@@ -157,7 +196,7 @@ def _bench_variant(
     v: Variant,
     data: tuple[Tensor, Tensor],
     build: Callable[[], nn.Module],
-    macs: int,
+    flops_per_image: int,
     batch_size: int,
     steps: int,
     warmup: int,
@@ -202,7 +241,8 @@ def _bench_variant(
     _sync(device)  # wait for the queued kernels before reading the clock
     seconds = time.perf_counter() - t
     peak_mem = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    tflops = 6 * macs * batch_size * steps / seconds / 1e12  # 3 passes x 2 FLOPs per MAC
+    flops_per_step = flops_per_image * batch_size
+    tflops = flops_per_step * steps / seconds / 1e12
     peak = peak_tflops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
     return BenchResult(
         model=name,
@@ -213,6 +253,7 @@ def _bench_variant(
         images_per_s=batch_size * steps / seconds,
         step_ms=1e3 * seconds / steps,
         peak_mem_mib=peak_mem,
+        flops_per_step=flops_per_step,
         tflops=tflops,
         mfu=tflops / peak if peak else None,
         warmup_s=warmup_s,
@@ -253,11 +294,11 @@ def run_benchmark(
     results = []
     for name in models:
         build = functools.partial(model_for_data, name, input_size[0], num_classes)
-        macs = count_macs(build(), input_size)
+        flops = train_step_flops(build(), input_size)
         for v in variants:
             if progress:
                 print(f"bench {name}: {v.name} ...", flush=True)
-            r = _bench_variant(name, v, data, build, macs, batch_size, steps, warmup, device)
+            r = _bench_variant(name, v, data, build, flops, batch_size, steps, warmup, device)
             results.append(r)
             gc.collect()  # free this variant's model and optimizer before the next
             if device.type == "cuda":
@@ -266,14 +307,26 @@ def run_benchmark(
 
 
 def format_table(results: Sequence[BenchResult], markdown: bool = False) -> str:
-    """A table per model: images/s, speed-up vs the first variant, ms/step, MiB, TFLOP/s, MFU."""
+    """A table per model: images/s, speed-up vs the first variant, ms/step, MiB, TFLOP/s, MFU.
+
+    Above each table: the setting, the FLOPs per step, and the peak the MFU is taken against.
+    """
     head = ("variant", "images/s", "speed-up", "ms/step", "peak MiB", "TFLOP/s", "MFU")
     out = []
     for model in dict.fromkeys(r.model for r in results):
         rows = [r for r in results if r.model == model]
         first = rows[0]
-        out.append(f"{model} on {first.device}, batch {first.batch_size}, {first.steps} steps")
-        if first.mfu is None:
+        out.append(
+            f"{model} on {first.device}, batch {first.batch_size}, {first.steps} steps, "
+            f"{first.flops_per_step / 1e9:.3g} GFLOP per step (3 x the training forward)"
+        )
+        peak = peak_tflops(first.device)
+        if peak is not None:
+            out.append(
+                f"MFU: TFLOP/s over the dense bf16 peak, {peak:g} TFLOP/s, for every variant: "
+                "fp32 ones too (their own peak is far lower)"
+            )
+        else:
             why = "a CPU" if first.device in ("cpu", "mps") else f"unknown GPU {first.device!r}"
             out.append(f"MFU not reported: no dense bf16 peak for {why} (see GPU_PEAK_TFLOPS)")
         cells = [head] + [

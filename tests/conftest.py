@@ -1,7 +1,8 @@
-"""Shared fixtures: the repository root and the notebooks the course is made of."""
+"""Shared fixtures: the repository root, the notebooks the course is made of, one CPU thread."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,16 @@ def notebooks(folder: str) -> list[Path]:
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for the test: on a CPU shared with other jobs, OpenMP threads that
+    wait for each other spin, and a 1-second epoch can take 30; one thread keeps timings honest
+    and stable. Use it per module: ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch  # here, not at the top: tests without torch do not pay for its import
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

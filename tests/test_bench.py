@@ -8,26 +8,25 @@ from pathlib import Path
 import pytest
 import torch
 from matplotlib.figure import Figure
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from cnncourse.bench import (
+    TEXTBOOK,
+    BenchResult,
     Variant,
     default_variants,
     format_table,
     peak_tflops,
     run_benchmark,
+    train_step_flops,
 )
 from cnncourse.cli import main
 from cnncourse.models import get_model
 from cnncourse.plot import plot_bench
 from cnncourse.profile import count_macs
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see tests/test_train.py: stable timings on a shared CPU
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # stable timings on a shared CPU
 
 
 @pytest.mark.parametrize(
@@ -71,23 +70,77 @@ def test_variants_turn_one_trick_off_each() -> None:
     assert "no compile" not in [v.name for v in default_variants(compile=False)]
 
 
+def measured_step_flops(name: str, batch_size: int) -> int:
+    """FLOPs of one real training step (forward, loss, backward) of model `name` on the CPU,
+    as PyTorch's FlopCounterMode sees every convolution and matrix product run."""
+    torch.manual_seed(0)
+    model = get_model(name).train()
+    x, y = torch.randn(batch_size, 3, 32, 32), torch.randint(0, 10, (batch_size,))
+    with FlopCounterMode(display=False) as counter:
+        nn.functional.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops()
+
+
+def test_flops_per_step_match_a_measured_training_step() -> None:
+    measured = measured_step_flops("resnet20", batch_size=2)
+    forward = 2 * count_macs(get_model("resnet20"), (3, 32, 32)) * 2  # 2 FLOPs per MAC, B = 2
+    assert measured / forward == pytest.approx(3, abs=0.05)  # backward = 2 forwards
+    (r,) = run_benchmark(
+        ["resnet20"], batch_size=2, steps=1, warmup=1, device="cpu", variants=[TEXTBOOK]
+    )
+    assert r.flops_per_step == pytest.approx(measured, rel=0.03)
+    assert r.tflops == pytest.approx(r.flops_per_step / (r.step_ms / 1e3) / 1e12)
+
+
+def test_flops_count_what_only_training_runs() -> None:
+    """GoogLeNet's auxiliary heads run in training mode only: an eval-mode count misses them."""
+    with torch.device("meta"):
+        with_aux, without = get_model("googlenet"), get_model("googlenet", aux_logits=False)
+    size = (3, 224, 224)
+    assert count_macs(with_aux, size) == count_macs(without, size)  # eval mode: no heads
+    assert train_step_flops(without, size) == 6 * count_macs(without, size)
+    # The heads on their own: on (4a)'s and (4d)'s outputs, 14 x 14 for a 224 x 224 input.
+    heads = count_macs(with_aux.aux1, (512, 14, 14)) + count_macs(with_aux.aux2, (528, 14, 14))
+    assert heads > 0
+    assert train_step_flops(with_aux, size) == 6 * (count_macs(without, size) + heads)
+    assert with_aux.training  # the model is left as it was
+
+
 def test_cpu_benchmark_reports_every_variant(tmp_path: Path) -> None:
     results = run_benchmark(["resnet20"], batch_size=4, steps=2, warmup=1, device="cpu")
     assert [r.variant for r in results] == [v.name for v in default_variants(compile=False)]
-    macs = count_macs(get_model("resnet20"), (3, 32, 32))
     for r in results:
         assert r.device == "cpu" and r.images_per_s > 0 and r.peak_mem_mib is None
         assert r.mfu is None  # no peak for a CPU
-        step_s = r.step_ms / 1e3
-        assert r.tflops == pytest.approx(3 * 2 * macs * 4 / step_s / 1e12)  # 3 passes, 2 FLOPs
-        assert r.images_per_s == pytest.approx(4 / step_s)
+        assert r.images_per_s == pytest.approx(4 / (r.step_ms / 1e3))
     text = format_table(results)
     assert "MFU not reported" in text and "textbook" in text and "1.00x" in text
+    assert f"{results[0].flops_per_step / 1e9:.3g} GFLOP per step" in text
     md = format_table(results, markdown=True).splitlines()
     assert md[2].startswith("| variant |") and md[3].startswith("|:---|")
     fig = plot_bench(results)
     assert isinstance(fig, Figure)
     fig.savefig(tmp_path / "bench.png")
+
+
+def test_table_says_mfu_is_against_the_bf16_peak_for_fp32_too() -> None:
+    fp32 = BenchResult(
+        model="resnet20",
+        variant="textbook",
+        device="NVIDIA H100 80GB HBM3",
+        batch_size=512,
+        steps=50,
+        images_per_s=10_000.0,
+        step_ms=51.2,
+        peak_mem_mib=1000.0,
+        flops_per_step=125_000_000_000,
+        tflops=2.44,
+        mfu=2.44 / 989,
+        warmup_s=1.0,
+    )
+    title, note, *_ = format_table([fp32]).splitlines()
+    assert "125 GFLOP per step" in title
+    assert "bf16 peak, 989 TFLOP/s" in note and "fp32" in note
 
 
 def test_compile_variant_runs_once_cheaply() -> None:

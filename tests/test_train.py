@@ -37,15 +37,7 @@ from cnncourse.train import (
 from cnncourse.train import checkpoint as checkpoint_module
 from cnncourse.train.loop import _show_bars
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a CPU shared with other jobs, OpenMP threads that wait for each
-    other spin, and a 1-second epoch can take 30; one thread keeps timings honest and stable."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def shapes(n: int, split: str = "train", batch_size: int = 32, **kw) -> DeviceLoader:
@@ -180,6 +172,29 @@ def test_resumed_run_continues_exactly_where_it_stopped(tmp_path: Path) -> None:
     assert same_weights(load_checkpoint(ckpt)["model"], load_checkpoint(tmp_path / "a.pt")["model"])
 
 
+def test_an_existing_checkpoint_is_never_overwritten_by_a_new_run(tmp_path: Path) -> None:
+    path = tmp_path / "run.pt"
+    run(epochs=1, checkpoint=path)
+    before = path.read_bytes()
+    steps = 0
+
+    def counting_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        nonlocal steps
+        steps += 1
+        return nn.functional.cross_entropy(out, y)
+
+    with pytest.raises(ValueError, match=r"checkpoint=.*run\.pt.*exists.*resume=True"):
+        run(epochs=2, checkpoint=path, loss_fn=counting_loss)
+    assert steps == 0 and path.read_bytes() == before  # refused before training: the run is kept
+    with pytest.raises(ValueError, match="checkpoint=.*is a folder"):
+        run(epochs=1, checkpoint=tmp_path)
+
+
+def test_resume_without_a_checkpoint_is_refused() -> None:
+    with pytest.raises(ValueError, match="resume=True needs checkpoint="):
+        fit(tiny_cnn(), shapes(64), resume=True, progress=False)
+
+
 def test_resume_refuses_a_different_schedule_length(tmp_path: Path) -> None:
     run(epochs=1, checkpoint=tmp_path / "c.pt")
     with pytest.raises(ValueError, match="run of 1 epochs.*epochs=1, not 3"):
@@ -302,14 +317,64 @@ def test_cli_names_unknown_models_and_datasets(capsys) -> None:
 
 
 def test_cli_trains_checkpoints_resumes_and_plots(tmp_path: Path, capsys) -> None:
-    args = ["train", "lenet5", "--data", "shapes", "--num-images", "256", "--batch-size", "64"]
-    args += ["--device", "cpu", "--checkpoint", str(tmp_path / "run.pt")]
+    ckpt = tmp_path / "run.pt"
+    base = ["train", "lenet5", "--data", "shapes", "--num-images", "256", "--batch-size", "64"]
+    base += ["--device", "cpu"]
+    args = [*base, "--checkpoint", str(ckpt)]
     assert main([*args, "--epochs", "1", "--scheduler", "none"]) == 0
+    first = ckpt.read_bytes()
+    assert main([*args, "--epochs", "2", "--scheduler", "none"]) == 1  # would lose the run
+    err = capsys.readouterr().err
+    assert f"--checkpoint {ckpt} exists" in err and "--resume" in err
+    assert ckpt.read_bytes() == first
     assert main([*args, "--epochs", "2", "--scheduler", "none", "--resume"]) == 0
-    assert main([*args, "--epochs", "2", "--plot", str(tmp_path / "c.png"), "--augment"]) == 0
+    assert main([*base, "--epochs", "2", "--plot", str(tmp_path / "c.png"), "--augment"]) == 0
     out = capsys.readouterr().out
     assert "resumed from" in out and "epoch 2/2" in out
+    assert load_checkpoint(ckpt)["epoch"] == 2
     assert (tmp_path / "c.png").stat().st_size > 0
+    assert main([*base, "--resume"]) == 1
+    assert "--resume needs --checkpoint" in capsys.readouterr().err
+
+
+# --- accuracy: soft targets, ignored pixels -------------------------------------------------
+
+
+def test_accuracy_of_soft_targets_is_against_their_most_probable_class() -> None:
+    torch.manual_seed(0)
+    model = tiny_cnn(dropout=0.0)
+    x = torch.randn(64, 3, 32, 32)
+    soft = torch.softmax(3 * torch.randn(64, 10), 1)  # e.g. mixup or label smoothing
+    with torch.no_grad():
+        expected = (model.eval()(x).argmax(1) == soft.argmax(1)).double().mean().item()
+    assert 0 < expected < 1
+    result = evaluate(model, [(x[:32], soft[:32]), (x[32:], soft[32:])])
+    assert result["acc"] == pytest.approx(expected)
+
+    def regression(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return ((out[:, 0] - y) ** 2).mean()
+
+    # Float targets that are not class probabilities: accuracy is undefined, not 0.
+    assert math.isnan(evaluate(model, [(x, torch.randn(64))], regression)["acc"])
+
+
+def test_pixel_accuracy_leaves_out_the_pixels_the_loss_ignores() -> None:
+    torch.manual_seed(0)
+    model = nn.Conv2d(3, 3, 3, padding=1)  # 3 classes per pixel; no batch norm, no dropout
+    x = torch.randn(4, 3, 16, 16)
+    masks = torch.randint(0, 3, (4, 16, 16))  # class 2 marks unlabelled pixels
+    with torch.no_grad():
+        right = model(x).argmax(1) == masks
+    labelled = masks != 2
+    expected = (right & labelled).sum().item() / labelled.sum().item()
+    every_pixel = right.double().mean().item()
+    assert abs(expected - every_pixel) > 0.01  # the test can tell the two apart
+    loss_fn = nn.CrossEntropyLoss(ignore_index=2)
+    assert evaluate(model, [(x, masks)], loss_fn)["acc"] == pytest.approx(expected)
+    # Training too: with lr=0 the step leaves the model as it is, so the same pixels are right.
+    history = fit(model, [(x, masks)], loss_fn=loss_fn, lr=0.0, seed=None, progress=False)
+    assert history.train_acc[0] == pytest.approx(expected)
+    assert evaluate(model, [(x, masks)])["acc"] == pytest.approx(every_pixel)  # ignores none
 
 
 # --- segmentation: U-Net's weights, same loop -------------------------------------------------

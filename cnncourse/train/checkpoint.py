@@ -2,10 +2,16 @@
 
 A checkpoint holds everything that decides what the next step computes: the model's weights
 and buffers, the optimizer's state (momentum), the scheduler's and the fp16 grad scaler's,
-every random generator's state (CPU, GPUs, Python's, NumPy's; they decide the next shuffle,
-augmentation and dropout mask), the loader's own state when it has one, the number of epochs
-done and the `History` so far. Restoring all of it makes the resumed run continue with the same
-numbers as a run that never stopped.
+every random generator's state (CPU, GPUs, Python's, NumPy's; they decide the next dropout
+masks, and the shuffle of a torch `DataLoader`, which draws from torch's generator), the number
+of epochs done and the `History` so far. Restoring all of it makes the resumed run continue with
+the same numbers as a run that never stopped.
+
+The loader itself is not saved. `fit` writes checkpoints between epochs, so no position inside
+an epoch is needed, and it calls ``set_epoch(epoch)`` on a loader that has it: a
+`cnncourse.data.DeviceLoader` draws each epoch's shuffle and augmentation from (seed, epoch), and
+replays them. A loader with a random generator of its own and no ``set_epoch`` (a `DataLoader`
+given ``generator=``) does not resume exactly.
 
 Writes are atomic: the new checkpoint goes to ``PATH.tmp``, is flushed to the disk, then
 renamed over PATH (`os.replace`, atomic on POSIX and Windows). A crash during the write leaves

@@ -6,7 +6,8 @@ torchrun, checkpoints. Metrics are summed on the device and read (one GPU sync) 
 `check_every` steps, so the loop never waits for the GPU after each step.
 
 The same code trains a segmentation net: logits (N, C, H, W) against masks (N, H, W) give
-`F.cross_entropy` per pixel, and "accuracy" is the fraction of pixels right. Pass
+`F.cross_entropy` per pixel, and "accuracy" is the fraction of pixels right (pixels the loss
+ignores, its ``ignore_index``, left out; see `cnncourse.train.step.Meter`). Pass
 `cnncourse.losses.BorderWeightedCrossEntropy()` as `loss_fn` for U-Net's border weights.
 """
 
@@ -56,11 +57,12 @@ def evaluate(
     """Mean loss and accuracy of `model` over `data`, in eval mode: ``{"loss": ., "acc": .}``.
 
     `device`: where to run (default: where the model's parameters are). Under DDP each process
-    evaluates its slice of every batch and the sums are added up over processes.
+    evaluates its slice of every batch and the sums are added up over processes. What accuracy
+    means for soft targets and ignored pixels: `cnncourse.train.step.Meter`.
     """
     device = torch.device(device) if device else next(model.parameters()).device
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    d, meter, was_training = current(), Meter(device), model.training
+    d, meter, was_training = current(), _meter(device, loss_fn), model.training
     model.eval()  # batch norm uses its running statistics, dropout is off
     try:
         for x, y in data:
@@ -75,6 +77,12 @@ def evaluate(
         model.train(was_training)
     loss, acc = meter.read(d)
     return {"loss": loss, "acc": acc}
+
+
+def _meter(device: torch.device, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Meter:
+    """A `Meter` that leaves out the targets the loss ignores (``nn.CrossEntropyLoss``'s
+    ``ignore_index``, -100 by default); a loss without one counts every target."""
+    return Meter(device, getattr(loss_fn, "ignore_index", None))
 
 
 def _check_data(model: nn.Module, data: Batches) -> None:
@@ -137,8 +145,12 @@ def fit(
     amp: "bf16" or "fp16" autocast (fp16 with loss scaling), None for fp32.
     channels_last: NHWC memory layout for model and inputs (faster convs on tensor cores).
     compile: `torch.compile` the model (True), or the name of a compile backend.
-    checkpoint: file written (atomically) after every epoch; with `resume`, training continues
-        from it if it exists: weights, optimizer, scheduler, RNG states, epoch and history.
+    checkpoint: file written (atomically) after every epoch. A file already there is never
+        overwritten by a new run: without `resume` it is a ValueError (choose another path, or
+        delete the file yourself to start over).
+    resume: continue the run saved in `checkpoint` (weights, optimizer, scheduler, RNG states,
+        epoch and history), or start it if the file does not exist yet, so the same call
+        works before and after an interruption. Needs `checkpoint`.
     seed: seeds every generator first (None: leave them); on the CPU, the same seed gives the
         same weights, bit for bit.
     progress: progress bars (None: in notebooks and terminals only) and one line per epoch
@@ -148,6 +160,17 @@ def fit(
     Returns the `History`. A NaN or infinite loss raises `NonFiniteLossError` before the epoch's
     checkpoint is written, so the last good checkpoint stays as it was.
     """
+    path = Path(checkpoint) if checkpoint is not None else None
+    if resume and path is None:
+        raise ValueError("resume=True needs checkpoint=PATH, the file of the run to continue")
+    if path is not None and path.is_dir():
+        raise ValueError(f"checkpoint={str(path)!r} is a folder; give a file path, e.g. run.pt")
+    if path is not None and path.exists() and not resume:
+        raise ValueError(
+            f"checkpoint={str(path)!r} exists: a new run would overwrite it and lose that run. "
+            "Pass resume=True to continue it, or another checkpoint path for a new run "
+            "(delete the file yourself to start over)"
+        )
     device = pick_device(device)
     d = setup(device)
     if seed is not None:
@@ -167,7 +190,7 @@ def fit(
             raise ValueError(f"scheduler must be one of {list(SCHEDULERS)}, got {scheduler!r}")
         scheduler = SCHEDULERS[scheduler](optimizer, epochs * len(train_data))
     scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
-    history, start, path = History(), 0, Path(checkpoint) if checkpoint else None
+    history, start = History(), 0
     say = print if progress is not False and d.is_main else lambda *a: None
 
     if resume and path is not None and path.exists():
@@ -200,7 +223,7 @@ def fit(
         if hasattr(train_data, "set_epoch"):  # the shuffle of *this* epoch, also after a resume
             train_data.set_epoch(epoch)
         net.train()
-        meter = Meter(device)
+        meter = _meter(device, loss_fn)
         bar = tqdm(
             total=len(train_data),
             desc=f"epoch {epoch + 1}/{epochs}",

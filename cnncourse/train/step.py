@@ -8,6 +8,7 @@ the loop reads only now and then.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -63,25 +64,48 @@ def make_step(
 
 
 class Meter:
-    """Loss and accuracy sums kept on the device; `read` syncs (and all-reduces under DDP)."""
+    """Running loss and accuracy, summed on the device; `read` syncs (and all-reduces under DDP).
 
-    def __init__(self, device: torch.device) -> None:
+    Accuracy is the fraction of targets whose class the model scores highest (argmax over the
+    class dim, dim 1), for every kind of target `fit` meets:
+
+    - class labels (N,) or masks (N, H, W): a target equal to `ignore_index` is not counted,
+      as the loss does not count it (give the loss's, e.g. 255 for unlabelled pixels with
+      ``nn.CrossEntropyLoss(ignore_index=255)``);
+    - soft targets, float class probabilities of the outputs' shape (label smoothing, mixup):
+      the target's class is its most probable one, ``y.argmax(1)``;
+    - any other targets (e.g. regression values): accuracy means nothing and reads NaN.
+    """
+
+    def __init__(self, device: torch.device, ignore_index: int | None = None) -> None:
         dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
-        self.sums = torch.zeros(2, device=device, dtype=dtype)  # [sum of loss * n, correct]
-        self.samples = self.targets = 0  # host-side counts: known without a sync
+        self.sums = torch.zeros(3, device=device, dtype=dtype)  # [loss * n, correct, counted]
+        self.samples = 0  # host-side count: known without a sync
+        self.ignore_index = ignore_index
 
     def add(self, loss: Tensor, out: Tensor, y: Tensor) -> None:
         self.sums[0] += loss.to(self.sums.dtype) * len(y)
-        if not y.is_floating_point():  # class labels or masks: argmax over the class dim
-            self.sums[1] += (out.argmax(1) == y).sum()
         self.samples += len(y)
-        self.targets += y.numel()
+        if not y.is_floating_point():  # class labels or masks
+            right = out.argmax(1) == y
+            if self.ignore_index is not None:
+                counted = y != self.ignore_index
+                right &= counted
+                self.sums[2] += counted.sum()
+            else:
+                self.sums[2] += y.numel()
+        elif y.shape == out.shape:  # class probabilities
+            right = out.argmax(1) == y.argmax(1)
+            self.sums[2] += right.numel()
+        else:
+            return
+        self.sums[1] += right.sum()
 
     def read(self, d: Dist) -> tuple[float, float]:
-        counts = torch.tensor([self.samples, self.targets], device=self.sums.device)
-        total = all_sum(torch.cat([self.sums, counts.to(self.sums.dtype)]), d).tolist()
-        loss_sum, correct, samples, targets = total
-        return loss_sum / max(samples, 1), correct / max(targets, 1)
+        """(mean loss per sample, accuracy or NaN if no target counted), over every process."""
+        samples = torch.tensor([self.samples], device=self.sums.device, dtype=self.sums.dtype)
+        loss_sum, correct, counted, samples = all_sum(torch.cat([self.sums, samples]), d).tolist()
+        return loss_sum / max(samples, 1), correct / counted if counted else math.nan
 
 
 def to_batch(
