@@ -55,17 +55,38 @@ def build_model(name: str) -> nn.Module:
     raise SystemExit(f"cnncourse: unknown model {name!r}.{hint}")
 
 
-def _summary(args: argparse.Namespace) -> int:
+def _design_input_size(name: str, model: nn.Module) -> tuple[int, ...]:
+    """The (C, H, W) input that model `name` (built by `build_model`) is designed for.
+
+    Ours: `cnncourse.models.input_size`. torchvision's: the crop of its default weights'
+    preprocessing (300 x 300 for efficientnet_b3, 299 for inception_v3), unless the built model
+    fixes its own size (a ViT's ``image_size``: vit_h_14 is 224 without weights, 518 with its
+    default ones); 3 x 224 x 224 when neither says.
+    """
+    import torchvision
+
     from cnncourse.models import MODELS, input_size
+
+    if name in MODELS:
+        return input_size(name)
+    side = getattr(model, "image_size", None)
+    if not isinstance(side, int):
+        preprocess = torchvision.models.get_model_weights(name).DEFAULT.transforms()
+        (side,) = getattr(preprocess, "crop_size", None) or (224,)
+    return (3, side, side)
+
+
+def _summary(args: argparse.Namespace) -> int:
     from cnncourse.profile import summarize
 
     model = build_model(args.model)
-    size = args.input or (input_size(args.model) if args.model in MODELS else (3, 224, 224))
-    print(summarize(model, size))
+    print(summarize(model, args.input or _design_input_size(args.model, model)))
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
+    import os
+
     import torch
 
     from cnncourse.data import DATASETS, DeviceLoader, get_dataset, to_tensors
@@ -73,6 +94,14 @@ def _train(args: argparse.Namespace) -> int:
     from cnncourse.train import check_model_data, fit, pick_device, seed_everything
     from cnncourse.train.checks import model_for_data
 
+    if args.resume and not args.checkpoint:
+        raise ValueError("--resume needs --checkpoint FILE, the file of the run to continue")
+    if args.checkpoint and os.path.exists(args.checkpoint) and not args.resume:
+        raise ValueError(
+            f"--checkpoint {args.checkpoint} exists: a new run would overwrite it and lose that "
+            "run. Add --resume to continue it, or give another --checkpoint for a new run "
+            "(delete the file yourself to start over)"
+        )
     if args.data not in DATASETS:
         raise ValueError(f"unknown dataset {args.data!r}; valid names: {', '.join(DATASETS)}")
     info = DATASETS[args.data]
@@ -146,8 +175,12 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="mixed precision")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--checkpoint", help="checkpoint file, written after every epoch")
-    p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
+    p.add_argument(
+        "--checkpoint", help="checkpoint file, written after every epoch (one there needs --resume)"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue from --checkpoint (start it if missing)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--augment", action="store_true", help="random crops and flips")
     p.add_argument("--border-weights", action="store_true", help="U-Net's weighted loss (masks)")
@@ -193,8 +226,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_bench(commands)
 
     args = parser.parse_args(argv)
-    if args.command == "summary":
-        return args.run(args)
     from cnncourse.train import NonFiniteLossError
 
     try:

@@ -43,7 +43,7 @@ from torch import nn
 
 from cnncourse import counting
 
-__all__ = ["LayerRow", "Summary", "count_params", "count_macs", "summarize"]
+__all__ = ["LayerRow", "Summary", "count_params", "count_macs", "summarize", "meta_forward"]
 
 _COLUMNS = ("Layer", "Type", "Output shape", "Params", "MACs")
 
@@ -145,7 +145,8 @@ def summarize(model: nn.Module, input_size: tuple[int, ...]) -> Summary:
 
     A row is a *leaf* module (one without children: Conv2d, BatchNorm2d, ReLU, ...), or any
     module holding parameters of its own. A module called twice gives two rows, so its MACs are
-    counted twice, while its parameters are counted on its first row only.
+    counted twice, while its parameters are counted on its first row only. Raises ValueError
+    naming ``input_size`` when the model cannot take it (see `meta_forward`).
     """
     size = _check_input_size(input_size)
     rows: list[LayerRow] = []
@@ -161,27 +162,93 @@ def summarize(model: nn.Module, input_size: tuple[int, ...]) -> Summary:
 
     handles = []
     for name, module in model.named_modules():
-        own = list(module.parameters(recurse=False))  # the real ones, before the swap below
+        own = list(module.parameters(recurse=False))  # the real ones: meta_forward swaps a copy
         if own or next(module.children(), None) is None:
             call = functools.partial(hook, name=name, own=own)
             handles.append(module.register_forward_hook(call, with_kwargs=True))
 
-    # Meta stand-ins for parameters and buffers: a shape and a dtype, no data.
+    try:
+        meta_forward(model, size)
+    finally:
+        for h in handles:
+            h.remove()
+    return Summary(rows, count_params(model), sum(r.macs for r in rows), size)
+
+
+def meta_forward(model: nn.Module, input_size: tuple[int, ...]) -> object:
+    """The output of `model` for one input of shape `input_size` (no batch dim), on meta.
+
+    The model's parameters and buffers are swapped for meta tensors (a shape and a dtype, no
+    data) for this one call (`torch.func.functional_call`), in eval mode, on a batch of one of
+    the model's floating dtype; the model is neither moved nor changed, its training flags are
+    restored, and forward hooks registered on it see the call (`summarize` relies on that).
+
+    Raises ValueError naming ``input_size`` when it is not a tuple of positive ints, or when the
+    model refuses an input of that shape (wrong channel count, an image too small for its pools,
+    ...): the message names the layer that failed, the shape it got and its complaint; the
+    original error is chained (``__cause__``).
+
+    >>> meta_forward(nn.Conv2d(3, 8, 5), (3, 32, 32)).shape
+    torch.Size([1, 8, 28, 28])
+    >>> net = nn.Sequential(nn.Conv2d(3, 8, 5), nn.MaxPool2d(4), nn.MaxPool2d(4))
+    >>> meta_forward(net, (3, 12, 12))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: input_size (3, 12, 12) does not fit Sequential: layer '2' (MaxPool2d(...)) got ...
+    """
+    size = _check_input_size(input_size)
     state = {n: torch.empty_like(t, device="meta") for n, t in model.named_parameters()}
     state |= {n: torch.empty_like(t, device="meta") for n, t in model.named_buffers()}
     dtype = next((t.dtype for t in state.values() if t.is_floating_point()), None)
     x = torch.empty((1, *size), dtype=dtype, device="meta")  # a batch of one
+
+    # The layers entered and not yet left: on an error, the last one is the layer that failed.
+    calls: list[tuple[str, nn.Module, torch.Tensor | None]] = []
+
+    def enter(module: nn.Module, args: tuple, kwargs: dict, *, name: str) -> None:
+        calls.append((name, module, _first_tensor((*args, *kwargs.values()))))
+
+    def leave(module: nn.Module, args: tuple, output: object) -> None:
+        calls.pop()
+
+    handles = []
+    for name, module in model.named_modules():
+        hook = functools.partial(enter, name=name)
+        handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+        handles.append(module.register_forward_hook(leave))
     modes = {m: m.training for m in model.modules()}
     try:
         model.eval()
         with torch.no_grad():
-            torch.func.functional_call(model, state, (x,))
+            return torch.func.functional_call(model, state, (x,))
+    except (RuntimeError, ValueError) as e:
+        where = _where(calls)  # which layer failed, and on what
+        raise ValueError(
+            f"input_size {size} does not fit {type(model).__name__}: {where}{_first_line(e)}"
+        ) from e
     finally:
         for h in handles:
             h.remove()
         for m, training in modes.items():
             m.training = training
-    return Summary(rows, count_params(model), sum(r.macs for r in rows), size)
+
+
+def _where(calls: list[tuple[str, nn.Module, torch.Tensor | None]]) -> str:
+    """Where an error happened: the innermost layer of `calls`, its settings and input shape
+    (no batch dim), e.g. "layer 'features.2' (MaxPool2d(...)) got an input of shape (64, 1, 1): ";
+    empty when the model's own forward failed.
+    """
+    if not calls or not calls[-1][0]:
+        return ""
+    name, module, x = calls[-1]
+    text = repr(module)
+    what = text if "\n" not in text else type(module).__name__  # one line: a leaf's settings
+    shape = f" got an input of shape {tuple(x.shape[1:])}" if x is not None else ""
+    return f"layer {name!r} ({what}){shape}: "
+
+
+def _first_line(error: Exception) -> str:
+    """The first non-blank line of an error's message (PyTorch's can run to many lines)."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), repr(error))
 
 
 def _layer_macs(module: nn.Module, x: torch.Tensor | None, y: torch.Tensor | None) -> int:

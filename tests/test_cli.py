@@ -36,5 +36,40 @@ def test_unknown_model_is_named() -> None:
 def test_summary_of_a_course_model_uses_its_design_input(capsys: pytest.CaptureFixture) -> None:
     # The paper's U-Net maps a 572 x 572 tile to a 388 x 388 segmentation (Ronneberger et al.).
     assert main(["summary", "unet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rule = lines[1]  # under the header, and again under the last row
+    last = lines[lines.index(rule, 2) - 1].split()
+    params, macs = 64 * 2 + 2, 388 * 388 * 64 * 2  # the final 1x1 conv: 64 -> 2 channels
+    assert last == ["outc", "Conv2d", "(2,", "388,", "388)", f"{params:,}", f"{macs:,}"]
+
+
+def test_summary_of_a_torchvision_model_uses_its_weights_crop(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    # EfficientNet-B3 is designed for 300 x 300; torchvision's published ops are at that size.
+    assert main(["summary", "efficientnet_b3"]) == 0
     text = capsys.readouterr().out
-    assert "(2, 388, 388)" in text or "2, 388, 388" in text
+    weights = torchvision.models.EfficientNet_B3_Weights.DEFAULT
+    assert weights.transforms().crop_size == [300]
+    assert "Input: (3, 300, 300), batch of 1" in text
+    assert f"({weights.meta['_ops']:.3f} GMACs)" in text  # 1.827 GMACs at 300, 0.99 at 224
+
+
+@pytest.mark.parametrize(
+    ("model", "size", "complaint"),
+    [
+        ("resnet50", "1x224x224", "layer 'conv1' (Conv2d(3, 64, "),  # 1 channel for 3
+        ("alexnet", "3x32x32", "got an input of shape (256, 1, 1)"),  # too small for a 3x3 pool
+        ("unet", "1x570x570", "nearest valid tile sizes"),  # odd map before a 2x2 pool
+    ],
+)
+def test_input_the_model_refuses_is_one_clear_line(
+    model: str, size: str, complaint: str, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["summary", model, "--input", size]) == 1  # the exit status of `cnncourse`
+    out, err = capsys.readouterr()
+    assert out == ""
+    (line,) = err.splitlines()  # no traceback
+    shape = size.replace("x", ", ")
+    assert line.startswith(f"cnncourse summary: error: input_size ({shape}) does not fit ")
+    assert complaint in line

@@ -40,16 +40,8 @@ ALL: dict[str, Callable[..., nn.Module]] = {k: v for f in FAMILIES for k, v in f
 TORCHVISION = ["alexnet", *(f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn"))]
 TORCHVISION += [f"resnet{d}" for d in (18, 34, 50, 101, 152)]
 IMAGENET = (3, 224, 224)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny inputs gain nothing from intra-op threads, and on a busy 2-core machine spinning
-    threads cost more than they save (measured here: 2x the wall time)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny inputs gain nothing from intra-op threads (conftest.one_thread says why).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def on_meta(build: Callable[..., nn.Module], **kwargs) -> nn.Module:
@@ -148,6 +140,20 @@ def test_params_and_macs_are_torchvision_published_figures(name: str) -> None:
     assert round(count_macs(model, IMAGENET) / 1e9, 3) == meta["_ops"]  # GMACs, 3 decimals
 
 
+@pytest.mark.parametrize("name", ["vgg11_bn", "resnet18", "resnet50"])
+def test_init_draws_what_torchvision_draws(name: str) -> None:
+    # `init_conv_bn` visits the layers in torchvision's order with torchvision's distributions
+    # (VGG: with N(0, 0.01) linear layers; ResNet: fc left at PyTorch's default): same seed,
+    # same numbers.
+    torch.manual_seed(0)
+    reference = torchvision.models.get_model(name, weights=None).state_dict()
+    torch.manual_seed(0)
+    ours = ALL[name]().state_dict()
+    assert ours.keys() == reference.keys()
+    for key, value in ours.items():
+        assert torch.equal(value, reference[key]), key
+
+
 # --- ResNet, He et al. 2015 ----------------------------------------------------------------------
 
 # Table 1, last row: "FLOPs" (multiply-adds) at 224 x 224, of the paper's v1 networks.
@@ -219,6 +225,24 @@ def test_plain_twins_have_no_shortcuts() -> None:
         conv_params(c, 2 * c, 1, bias=False) + batchnorm_params(2 * c) for c in (64, 128, 256)
     )
     assert count_params(res) - count_params(plain) == diff
+
+
+def test_cifar_stem_keeps_the_32x32_grid_for_layer1() -> None:
+    names = ["conv1", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+    imagenet = output_shapes(on_meta(resnet.resnet18), (3, 32, 32), names)
+    assert [s[1:] for s in imagenet] == [(16, 16), (8, 8), (8, 8), (4, 4), (2, 2), (1, 1)]
+    cifar = on_meta(resnet.resnet18, stem="cifar")
+    assert [s[1:] for s in output_shapes(cifar, (3, 32, 32), names)] == [
+        (32, 32),
+        (32, 32),
+        (32, 32),
+        (16, 16),
+        (8, 8),
+        (4, 4),
+    ]
+    assert cifar.conv1.kernel_size == (3, 3) and isinstance(cifar.maxpool, nn.Identity)
+    with pytest.raises(ValueError, match="stem must be 'imagenet' or 'cifar', got 'tiny'"):
+        resnet.resnet18(stem="tiny")
 
 
 def test_zero_init_residual_makes_blocks_identities() -> None:

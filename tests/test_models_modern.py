@@ -12,6 +12,7 @@ CIFAR, 75x75 for Inception v3).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import pytest
@@ -22,6 +23,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnncourse import counting
+from cnncourse.layers import ConvBNReLU
 from cnncourse.models import densenet, fcn, googlenet, inception_v3, mobilenet, unet, xception
 from cnncourse.profile import count_macs, count_params, summarize
 
@@ -427,6 +429,36 @@ def test_mobilenet_v2_paper_table4() -> None:
     assert round(count_params(model) / 1e6, 1) == 3.5  # not 3.4: see the module docstring
 
 
+def test_mobilenet_v2_init_draws_what_torchvision_draws() -> None:
+    # torchvision's kaiming_normal_(mode="fan_out") default gain, leaky_relu with a = 0, is
+    # ReLU's sqrt(2): `init_conv_bn` draws the same numbers from the same seed.
+    torch.manual_seed(0)
+    reference = tvm.mobilenet_v2().state_dict()
+    torch.manual_seed(0)
+    ours = mobilenet.mobilenet_v2().state_dict()
+    assert ours.keys() == reference.keys()
+    assert all(torch.equal(value, reference[key]) for key, value in ours.items())
+
+
+@pytest.mark.parametrize(
+    "activation",
+    [nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, functools.partial(nn.LeakyReLU, 0.2)]
+    + [nn.GELU, nn.Sigmoid, nn.Tanh, functools.partial(nn.GELU, approximate="tanh")],
+)
+def test_conv_bn_activation_takes_any_activation(activation: Callable[..., nn.Module]) -> None:
+    # In place where the activation has the option (as torchvision's Conv2dNormActivation);
+    # GELU, Sigmoid and Tanh have none, and inplace=True would raise TypeError.
+    torch.manual_seed(0)
+    block = ConvBNReLU(3, 8, activation=activation).eval()
+    reference = activation()
+    assert type(block[2]) is type(reference)
+    assert getattr(block[2], "inplace", None) == (True if hasattr(reference, "inplace") else None)
+    x = torch.randn(2, 3, 9, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), reference(block[1](block[0](x))))
+    assert len(ConvBNReLU(3, 8, activation=None)) == 2  # conv and BN only
+
+
 # --- Xception: Chollet 2017 -----------------------------------------------------------------------
 
 
@@ -571,18 +603,65 @@ def test_unet_figure1_sizes() -> None:
     assert count_params(model) == params + counting.conv_params(64, 2, 1)
 
 
+def run_by_hand(model: unet.UNet, size: int) -> tuple[list[int], int | None]:
+    """The U-Net's layers run one by one on a size x size meta input, without `UNet.forward`'s
+    check: the size of the map entering each max pool, and the output size (None when a layer
+    finds its input too small).
+    """
+    x = torch.empty(1, 1, size, size, device="meta")
+    pooled: list[int] = []
+    try:
+        skips = [model.inc(x)]
+        for down in model.downs:
+            pooled.append(skips[-1].shape[-1])
+            skips.append(down(skips[-1]))
+        x = skips.pop()
+        for up in model.ups:
+            x = up(x, skips.pop())
+    except RuntimeError:  # e.g. "Kernel size can't be greater than actual input size"
+        return pooled, None
+    return pooled, model.outc(x).shape[-1]
+
+
+@pytest.mark.parametrize(("depth", "sizes"), [(4, range(150, 600)), (2, range(1, 80))])
+def test_unet_valid_tile_sizes(depth: int, sizes: range) -> None:
+    """The paper's tiles: every pooled map even. Other sizes are refused, naming the nearest."""
+    model = on_meta(unet.unet, base_channels=4, depth=depth)
+    step = 2**depth  # the pools halve `depth` times: tiles should come every `step` pixels
+    valid = {}  # size -> output size, for the sizes where the layers run and every pool is even
+    for size in range(sizes.start, sizes.stop + step):  # one more step: the next valid one
+        pooled, out = run_by_hand(model, size)
+        if out is not None and all(p % 2 == 0 for p in pooled):
+            valid[size] = out
+    assert list(valid) == [s for s in range(min(valid), sizes.stop + step, step)]
+    if depth == 4:
+        assert min(valid) == 188 and valid[572] == 388  # the paper's figure 1
+    for size in sizes:
+        if size in valid:
+            assert model.output_size(size) == valid[size]
+            continue
+        below = [s for s in valid if s < size]
+        above = min(s for s in valid if s > size)
+        nearest = f"sizes are {max(below)} and {above}" if below else f"size is {above}"
+        with pytest.raises(ValueError, match=f"input size {size} .* valid tile {nearest} "):
+            model.output_size(size)
+
+
 @pytest.mark.parametrize("up_mode", ["transpose", "bilinear", "nearest"])
 def test_unet_sizes(up_mode: str) -> None:
     valid = on_meta(unet.unet, up_mode=up_mode)
     padded = on_meta(unet.unet_padded, up_mode=up_mode)
     reference = on_meta(unet.unet)  # same weights whatever the up-convolution
     assert count_params(valid) == count_params(padded) == count_params(reference)
-    for size in [188, 189, 200, 211, 333, 572]:  # output_size = what the network does
+    for size in [188, 204, 220, 572]:  # valid tiles: the output has the size of a hand-run
         with torch.no_grad():
-            got = valid(torch.empty(1, 1, size, size + 16, device="meta")).shape
-        assert got == (1, 2, valid.output_size(size), valid.output_size(size + 16))
+            got = valid(torch.empty(1, 1, size, size + 32, device="meta")).shape
+        assert got == (1, 2, run_by_hand(reference, size)[1], run_by_hand(reference, size + 32)[1])
+    for height, width, bad in [(570, 572, 570), (572, 570, 570), (188, 189, 189), (172, 188, 172)]:
+        with pytest.raises(ValueError, match=f"input size {bad} does not suit"):  # H or W
+            valid(torch.empty(1, 1, height, width, device="meta"))
     with pytest.raises(ValueError, match="too small"):
-        valid.output_size(187)
+        valid.output_size(172)  # every pool even, but the expanding path runs out of pixels
     for size in [16, 17, 31, 33, 65, 100]:  # odd sizes included: the padded U-Net keeps H, W
         with torch.no_grad():
             assert padded(torch.empty(1, 1, size, size + 3, device="meta")).shape[-2:] == (
@@ -616,8 +695,8 @@ EVERY = {
     "fcn32s": (fcn.fcn32s, {}, (3, 224, 224), (1, 3, 9, 11)),
     "fcn16s": (fcn.fcn16s, {}, (3, 224, 224), (1, 3, 9, 11)),
     "fcn8s": (fcn.fcn8s, {}, (3, 224, 224), (1, 3, 9, 11)),
-    # small widths for the real pass of the U-Nets: the valid one needs a 188+ input
-    "unet": (unet.unet, {}, (1, 572, 572), (1, 1, 189, 190)),
+    # small widths for the real pass of the U-Nets: the valid one needs a tile of 188, 204, ...
+    "unet": (unet.unet, {}, (1, 572, 572), (1, 1, 188, 204)),
     "unet_padded": (unet.unet_padded, {}, (1, 64, 64), (1, 1, 33, 35)),
 }
 SEGMENTATION = {"fcn32s", "fcn16s", "fcn8s", "unet", "unet_padded"}
@@ -668,7 +747,7 @@ def test_forward_backward(name: str) -> None:
     outputs = list(out) if isinstance(out, tuple) else [out]
     n = shape[0]
     if name in SEGMENTATION:
-        hw = shape[2:] if name != "unet" else (model.output_size(189), model.output_size(190))
+        hw = shape[2:] if name != "unet" else (4, 20)  # a valid tile loses 184 (572 -> 388)
         assert outputs[0].shape == (n, 3, *hw)
     else:
         assert all(o.shape == (n, 3) for o in outputs)

@@ -17,8 +17,15 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnncourse import profile
-from cnncourse.profile import LayerRow, Summary, count_macs, count_params, summarize
+from cnncourse import counting, profile
+from cnncourse.profile import (
+    LayerRow,
+    Summary,
+    count_macs,
+    count_params,
+    meta_forward,
+    summarize,
+)
 
 
 def flop_counter_macs(model: nn.Module, input_size: tuple[int, ...]) -> int:
@@ -318,6 +325,45 @@ def test_trainable_only():
 def test_input_size_is_validated(bad):
     with pytest.raises(ValueError, match="input_size"):
         count_macs(nn.Linear(4, 4), bad)
+
+
+def test_input_the_model_refuses_is_named_with_the_failing_layer():
+    # AlexNet on 32 x 32, by the formulas: conv1 11/4 pad 2 -> 7, pool 3/2 -> 3, conv2 keeps 3,
+    # pool -> 1, conv3..5 keep 1; the last 3x3 pool (features.12) cannot fit in 1 x 1.
+    side = counting.conv_output_size(32, 11, stride=4, padding=2)
+    side = counting.pool_output_size(side, 3, 2)
+    side = counting.pool_output_size(side, 3, 2)
+    assert side == 1
+    with pytest.raises(ValueError, match="kernel_size=3 .* does not fit"):
+        counting.pool_output_size(side, 3, 2)
+    model = tvm.alexnet(weights=None).train()
+    before = {n: t.clone() for n, t in model.state_dict().items()}
+    with pytest.raises(ValueError) as error:
+        summarize(model, (3, 32, 32))
+    message = str(error.value)
+    assert message.startswith("input_size (3, 32, 32) does not fit AlexNet: layer 'features.12' ")
+    assert f"got an input of shape (256, {side}, {side}): " in message
+    assert isinstance(error.value.__cause__, RuntimeError)  # PyTorch's own error, chained
+    assert all(m.training for m in model.modules())  # flags restored, hooks removed, no change
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    assert all(torch.equal(t, before[n]) for n, t in model.state_dict().items())
+
+
+def test_wrong_channels_and_the_models_own_forward():
+    with pytest.raises(ValueError, match=r"\(1, 224, 224\) does not fit ResNet: layer 'conv1' "):
+        count_macs(meta_model("resnet50"), (1, 224, 224))  # built for 3 channels
+
+    class Matmul(nn.Module):  # fails in its own forward, not in a layer
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(8, 4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x @ self.weight
+
+    assert meta_forward(Matmul(), (3, 8)).shape == (1, 3, 4)  # the output, on meta
+    with pytest.raises(ValueError, match=r"^input_size \(3, 5\) does not fit Matmul: [^']*$"):
+        meta_forward(Matmul(), (3, 5))
 
 
 def test_doctests():

@@ -31,6 +31,8 @@ from torchvision import datasets
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from cnncourse.counting import pair
+
 from .info import DATASETS, DatasetInfo
 
 __all__ = ["ToNormalizedTensor", "PetSegmentationTransform", "trimap_to_mask", "load_real"]
@@ -96,13 +98,6 @@ class PetSegmentationTransform:
         return self.to_tensor.from_uint8(pixels), trimap_to_mask(trimap_t[0])
 
 
-def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
-    h, w = (size, size) if isinstance(size, int) else size
-    if h < 1 or w < 1:
-        raise ValueError(f"image_size must be positive, got {size!r}")
-    return int(h), int(w)
-
-
 _EXPECTED = {  # where torchvision looks, relative to root
     "mnist": "MNIST/raw/",
     "fashion_mnist": "FashionMNIST/raw/",
@@ -164,7 +159,7 @@ def load_real(
         raise TypeError(f"image_size is only for 'oxford_pet'; {name!r} is {info.image_size}")
     if n is not None and n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    size = _pair(image_size if image_size is not None else info.image_size)
+    size = pair("image_size", image_size if image_size is not None else info.image_size)
     try:
         dataset = _open(name, split == "train", root, download, to_tensor, size)
     except RuntimeError as err:

@@ -35,6 +35,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from cnncourse.layers import init_conv_bn
+
 __all__ = [
     "VGG16_CFG",
     "bilinear_kernel",
@@ -129,10 +131,7 @@ class FCN(nn.Module):
             self.upscore_pool4 = _upsample(num_classes, 2, learned=True)
             scores.append(self.score_pool3)
         self.upscore = _upsample(num_classes, stride, learned=False)  # fixed bilinear
-        for m in self.features:
-            if isinstance(m, nn.Conv2d):  # VGG-like init; load ImageNet weights to fine-tune
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self.features)  # VGG's init; load ImageNet weights to fine-tune
         for m in scores:  # section 4.3: zero-initialised class scoring layers
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)

@@ -37,7 +37,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from cnncourse.layers import ConvBNReLU, DepthwiseSeparableConv
+from cnncourse.layers import ConvBNReLU, DepthwiseSeparableConv, init_conv_bn
 
 __all__ = [
     "MobileNetV1",
@@ -95,7 +95,7 @@ class MobileNetV1(nn.Module):
         self.features = nn.Sequential(*layers)  # (N, 1024a, H/32, W/32)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(c, num_classes))
-        _init_weights(self)
+        init_conv_bn(self, linear_std=0.01)  # torchvision's MobileNet init
 
     def forward(self, x: Tensor) -> Tensor:
         x = torch.flatten(self.avgpool(self.features(x)), 1)  # (N, 1024a)
@@ -160,24 +160,11 @@ class MobileNetV2(nn.Module):
         layers.append(ConvBNReLU(c, last, 1, activation=nn.ReLU6))
         self.features = nn.Sequential(*layers)  # (N, 1280, H/32, W/32)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(last, num_classes))
-        _init_weights(self)
+        init_conv_bn(self, linear_std=0.01)  # torchvision's MobileNet init
 
     def forward(self, x: Tensor) -> Tensor:
         x = nn.functional.adaptive_avg_pool2d(self.features(x), 1)
         return self.classifier(torch.flatten(x, 1))  # (N, num_classes)
-
-
-def _init_weights(model: nn.Module) -> None:
-    """torchvision's MobileNet init: Kaiming (fan out) convs, N(0, 0.01) FC, BN at identity."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
 
 
 def mobilenet_v1(num_classes: int = 1000, width_mult: float = 1.0, **kwargs: object) -> MobileNetV1:

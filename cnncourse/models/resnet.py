@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnncourse.layers import init_conv_bn
+
 __all__ = ["BasicBlock", "Bottleneck", "ZeroPadShortcut", "ResNet", "make_shortcut"]
 __all__ += ["make_stage", "init_resnet", "LAYERS", "MODELS"]
 
@@ -135,12 +137,10 @@ class Bottleneck(nn.Module):
     (N, in_channels, H, W) -> (N, out_channels, H/stride, W/stride); the 3x3 conv runs on
     ``out_channels // 4`` channels, so it costs about as much as a basic block at a quarter width.
 
-    # NOTE: the paper (v1, and its Caffe models) puts the stride in the first 1x1 conv
-    # (``stride_in_1x1=True``); torchvision (v1.5, the default) puts it in the 3x3 conv, which
-    # then sees every position instead of discarding 3 in 4 of them before any 3x3 filter has
-    # looked at them: about +0.5% top-1. The parameters are the same; v1.5 costs more, since its
-    # 1x1 conv1 runs on the full H x W grid: in_channels * out_channels/4 * (HW - HW/4) more MACs
-    # in each strided block (77,070,336 in each of layer2..4 of ResNet-50/101/152 at 224 x 224).
+    # NOTE: the paper (v1) strides the first 1x1 conv (``stride_in_1x1=True``); torchvision
+    # (v1.5, the default) strides the 3x3 conv, which then sees every position instead of 1 in 4:
+    # about +0.5% top-1, same parameters, but conv1 runs on the full H x W grid: in_channels *
+    # out_channels/4 * 3HW/4 more MACs per strided block (77,070,336 in each of layer2..4 at 224).
     """
 
     expansion = 4
@@ -202,6 +202,8 @@ class ResNet(nn.Module):
     `version`: "v1.5" (torchvision) or "v1" (the paper): where a bottleneck block puts its stride.
     `shortcut`: "B" (torchvision; the paper's ImageNet models), "A" or "C" (see `make_shortcut`).
     `residual=False` builds the plain twin (same layers, no shortcuts) of sec. 4.1.
+    `stem="cifar"` (not in the paper): a 3x3 stride-1 conv1 and no max pool, so 32 x 32 images
+    are not shrunk 4x before layer1 (`resnet18_cifar`).
     """
 
     def __init__(
@@ -214,16 +216,21 @@ class ResNet(nn.Module):
         shortcut: Shortcut = "B",
         residual: bool = True,
         zero_init_residual: bool = False,
+        stem: Literal["imagenet", "cifar"] = "imagenet",
     ) -> None:
         super().__init__()
         if version not in ("v1", "v1.5"):
             raise ValueError(f"version must be 'v1' or 'v1.5', got {version!r}")
+        if stem not in ("imagenet", "cifar"):
+            raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
         kw = {"stride_in_1x1": version == "v1"} if block is Bottleneck else {}
         c = [64] + [w * block.expansion for w in (64, 128, 256, 512)]  # channels between stages
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        imagenet = stem == "imagenet"  # else CIFAR's: conv1 3x3 stride 1, no max pool
+        k, s = (7, 2) if imagenet else (3, 1)
+        self.conv1 = nn.Conv2d(in_channels, 64, k, stride=s, padding=k // 2, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if imagenet else nn.Identity()
         self.layer1 = make_stage(block, c[0], c[1], layers[0], 1, shortcut, residual, **kw)
         self.layer2 = make_stage(block, c[1], c[2], layers[1], 2, shortcut, residual, **kw)
         self.layer3 = make_stage(block, c[2], c[3], layers[2], 2, shortcut, residual, **kw)
@@ -233,7 +240,7 @@ class ResNet(nn.Module):
         init_resnet(self, zero_init_residual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (N, 64, H/4, W/4)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (N, 64, H/4, W/4); cifar: H, W
         x = self.layer1(x)  # (N, 64e, H/4, W/4)
         x = self.layer2(x)  # (N, 128e, H/8, W/8)
         x = self.layer3(x)  # (N, 256e, H/16, W/16)
@@ -248,12 +255,7 @@ def init_resnet(model: nn.Module, zero_init_residual: bool = False) -> None:
     ``zero_init_residual``: start each block's last BN scale at 0, so every residual block starts
     as the identity (Goyal et al., 2017); not for plain nets, whose blocks would output 0.
     """
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+    init_conv_bn(model)  # the fc keeps PyTorch's default init, as in torchvision
     if zero_init_residual:
         for m in model.modules():
             if isinstance(m, Bottleneck | BasicBlock) and m.residual:

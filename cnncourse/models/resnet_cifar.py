@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from cnncourse.models.resnet import (
+    LAYERS,
     BasicBlock,
     ResNet,
     Shortcut,
@@ -161,7 +162,7 @@ def plain110(**kwargs) -> CifarResNet:
     return CifarResNet(110, residual=False, **kwargs)
 
 
-def resnet18_cifar(num_classes: int = 10, in_channels: int = 3, **kwargs) -> ResNet:
+def resnet18_cifar(num_classes: int = 10, **kwargs) -> ResNet:
     """ResNet-18 adapted to 32 x 32 images: the CIFAR variant that training benchmarks use.
 
     Not from the ResNet paper: the ImageNet ResNet-18 (four stages of 64..512 channels, two
@@ -169,11 +170,7 @@ def resnet18_cifar(num_classes: int = 10, in_channels: int = 3, **kwargs) -> Res
     stage: conv1 is 3x3 with stride 1 (instead of 7x7, stride 2) and there is no max pool. The
     stages then run at 32, 16, 8 and 4 pixels; (N, in_channels, 32, 32) -> (N, num_classes).
     """
-    model = ResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_channels, **kwargs)
-    model.conv1 = conv3x3(in_channels, 64)  # (N, 64, 32, 32): keep the full resolution
-    model.maxpool = nn.Identity()
-    init_resnet(model, kwargs.get("zero_init_residual", False))
-    return model
+    return ResNet(*LAYERS[18], num_classes=num_classes, stem="cifar", **kwargs)
 
 
 MODELS = {

@@ -12,8 +12,10 @@ Two versions (``padding``):
 - ``unet()`` (``padding=False``), the paper's: "valid" 3x3 convs lose 2 pixels each, so the output
   is smaller than the input: 572x572 -> 388x388 (figure 1), and the skip maps are centre-cropped
   to the upsampled map before concatenation (568 -> 392 at the top level). The paper picks the input
-  tile so that every max pool sees an even size; `UNet.output_size` gives the output size of any
-  input, and raises ValueError when the input is too small.
+  tile so that every 2x2 max pool sees an even size; at any other size a pool drops a row and the
+  crop is off-centre by half a pixel, so the skip no longer lines up with the map it joins. This
+  U-Net refuses such sizes (ValueError naming the nearest valid ones): with ``depth=4`` the valid
+  tiles are 188, 204, ..., 572, ... (every 16 pixels). `UNet.output_size` gives the output size.
 - ``unet_padded()`` (``padding=True``): "same" 3x3 convs keep the size, so the output has the
   input's H and W. Inputs of any size >= 2**depth work: when a pool met an odd size (floor), the
   upsampled map is one pixel short of its skip and is zero-padded (bottom/right) to match it.
@@ -30,6 +32,7 @@ ones for CPU experiments. ``batch_norm=True`` adds BN after each 3x3 conv (not i
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import torch
@@ -142,6 +145,9 @@ class UNet(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        if not self.padding:  # refuse a tile whose skips would be cropped off-centre
+            for side in x.shape[-2:]:
+                self.output_size(int(side))
         skips = [self.inc(x)]  # (N, 64, H - 4, W - 4) unpadded
         for down in self.downs:
             skips.append(down(skips[-1]))  # halve H and W, double the channels
@@ -153,25 +159,62 @@ class UNet(nn.Module):
     def output_size(self, size: int) -> int:
         """Output height (or width) for an input of height (or width) ``size``.
 
-        Raises ValueError when the input is too small for the valid convolutions and pools.
+        Raises ValueError when ``size`` is too small for the pools (and, unpadded, for the valid
+        convolutions), or, unpadded, when it is not a valid tile size: the message lists the
+        nearest valid ones (572 -> 388 is valid; 570, whose second pool meets 279, is not).
         """
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"size must be a positive int, got {size!r}")
         if self.padding:
             if size < 2**self.depth:
                 raise ValueError(f"size must be >= {2**self.depth} for depth {self.depth}")
             return size
+        try:
+            return self._unpadded_output_size(size)
+        except ValueError as e:
+            below, above = self._valid_tile_sizes_around(size)
+            nearest = f"sizes are {below} and {above}" if below else f"size is {above}"
+            raise ValueError(
+                f"input size {size} does not suit this unpadded U-Net: {e}. The nearest valid "
+                f"tile {nearest} (every pooled map even)"
+            ) from None
 
-        def two_convs(s: int) -> int:  # two valid 3x3 convs: s - 4, or ValueError if s < 5
+    def _unpadded_output_size(self, size: int) -> int:
+        """Output size with valid convolutions; ValueError if ``size`` is not a valid tile."""
+
+        def two_convs(s: int) -> int:  # two valid 3x3 convs: s - 4
+            if s < 5:
+                raise ValueError(
+                    f"it is too small, a {s}-pixel map is left for two valid 3x3 convolutions"
+                )
             return counting.conv_output_size(counting.conv_output_size(s, 3), 3)
 
-        try:
-            s = two_convs(size)
-            for _ in range(self.depth):  # contracting path: 2x2 pool (floor), two convs
-                s = two_convs(counting.pool_output_size(s, 2))
-            for _ in range(self.depth):  # expanding path: x2 up-convolution, two convs
-                s = two_convs(counting.conv_transpose_output_size(s, 2, stride=2))
-        except ValueError as e:
-            raise ValueError(f"input size {size} is too small for this U-Net: {e}") from e
+        s = two_convs(size)
+        for level in range(1, self.depth + 1):  # contracting path: 2x2 pool, two convs
+            if s % 2:
+                raise ValueError(
+                    f"max pool {level} would meet an odd size, {s}, and drop its last row: "
+                    "the skip crop would then be off-centre by half a pixel"
+                )
+            s = two_convs(counting.pool_output_size(s, 2))
+        for _ in range(self.depth):  # expanding path: x2 up-convolution, two convs
+            s = two_convs(counting.conv_transpose_output_size(s, 2, stride=2))
         return s
+
+    def _valid_tile_sizes_around(self, size: int) -> tuple[int | None, int]:
+        """The largest valid tile size below ``size`` (None if there is none) and the smallest
+        above it; valid sizes come every 2**depth pixels, so the search is short."""
+
+        def valid(s: int) -> bool:
+            try:
+                self._unpadded_output_size(s)
+            except ValueError:
+                return False
+            return True
+
+        below = next((s for s in range(size - 1, 0, -1) if valid(s)), None)
+        above = next(s for s in itertools.count(size + 1) if valid(s))
+        return below, above
 
 
 def unet(in_channels: int = 1, num_classes: int = 2, **kwargs: object) -> UNet:

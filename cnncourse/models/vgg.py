@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnncourse.layers import init_conv_bn
+
 __all__ = ["VGG", "cfgs", "make_layers", "vgg_cifar", "MODELS"]
 
 # Paper table 1, columns A (11 weight layers), B (13), D (16), E (19): conv widths, "M" = max-pool.
@@ -99,32 +101,16 @@ class VGG(nn.Module):
             nn.Dropout(p=dropout),
             nn.Linear(hidden, num_classes),
         )
-        if init_weights:
-            init_vgg(self)
+        if init_weights:  # torchvision's: He normal convs, N(0, 0.01) fc weights, zero biases
+            # (the paper trained net A from N(0, 0.01), initialised the deeper nets from it, then
+            # noted that Glorot's init works without this pre-training)
+            init_conv_bn(self, linear_std=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)  # (N, 512, H/32, W/32)
         x = self.avgpool(x)  # (N, 512, 7, 7)
         x = torch.flatten(x, 1)  # (N, 25088)
         return self.classifier(x)  # (N, num_classes)
-
-
-def init_vgg(model: nn.Module) -> None:
-    """torchvision's init: He normal (fan_out) convs, N(0, 0.01) fc weights, zero biases.
-
-    (The paper trained the shallow net A from N(0, 0.01) and initialised the deeper ones from it,
-    then noted that Glorot's init works without pre-training.)
-    """
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
 
 
 def _vgg(depth: int, batch_norm: bool, **kwargs: Any) -> VGG:

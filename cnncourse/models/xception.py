@@ -27,6 +27,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from cnncourse.layers import init_conv_bn
+
 __all__ = ["SeparableConv2d", "XceptionBlock", "Xception", "xception", "MODELS"]
 
 
@@ -118,12 +120,7 @@ class Xception(nn.Module):
         )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(2048, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)  # He normal convs, BN at the identity; the fc keeps PyTorch's init
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.exit_flow(self.middle_flow(self.entry_flow(x)))  # (N, 2048, H', W')

@@ -20,27 +20,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnncourse.profile import meta_forward
+
 __all__ = ["output_shape", "check_model_data", "model_for_data"]
 
 
 def output_shape(model: nn.Module, input_size: tuple[int, ...]) -> tuple[int, ...]:
     """Shape of ``model(x)`` for one input of shape `input_size` (no batch dim), on meta.
 
-    The model is neither moved nor changed: its tensors are swapped for meta ones for this one
-    call (`torch.func.functional_call`), in eval mode, training flags restored afterwards.
+    The model is neither moved nor changed (see `cnncourse.profile.meta_forward`, which raises
+    ValueError naming the layer that refused the input).
     """
-    state = {n: torch.empty_like(t, device="meta") for n, t in model.named_parameters()}
-    state |= {n: torch.empty_like(t, device="meta") for n, t in model.named_buffers()}
-    x = torch.empty((1, *input_size), device="meta")
-    modes = {m: m.training for m in model.modules()}
-    try:
-        model.eval()
-        with torch.no_grad():
-            y = torch.func.functional_call(model, state, (x,))
-    finally:
-        for m, training in modes.items():
-            m.training = training
-    return tuple(y.shape[1:])
+    return tuple(meta_forward(model, tuple(input_size)).shape[1:])
 
 
 def check_model_data(
@@ -61,7 +52,7 @@ def check_model_data(
     data = f"dataset {data_name!r}" if data_name != "the data" else data_name
     try:
         out = output_shape(model, tuple(input_size))
-    except RuntimeError as e:
+    except ValueError as e:
         reason = str(e).strip().splitlines()[0]
         advice = "Is the input too small for the model?"
         conv = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
