@@ -19,14 +19,14 @@ Reported per variant: images/s, time per step, peak memory (CUDA), achieved TFLO
 (model FLOPs utilisation). A training step costs about 3 forward passes (the backward pass
 computes gradients with respect to both inputs and weights, two products of the forward's size
 each), and FLOPs = 2 x MACs, so a step on a batch of B is 6 x MACs x B FLOPs
-(`train_step_flops`). The MACs are those of the *training-mode* forward: GoogLeNet's and
-Inception-v3's auxiliary heads run only in training, and `cnncourse.profile.count_macs`, which
-counts the eval-mode forward, would leave them out.
+(`cnncourse.mfu.train_step_flops`). The MACs are those of the *training-mode* forward:
+GoogLeNet's and Inception-v3's auxiliary heads run only in training, and
+`cnncourse.profile.count_macs`, which counts the eval-mode forward, would leave them out.
 
 MFU divides the achieved rate by the GPU's dense bf16 peak, looked up by name in
-`GPU_PEAK_TFLOPS`, for every variant: the fp32 ones ("textbook", "no bf16") too, although fp32
-runs at a fraction of that peak, so their MFU shows what they leave unused. An unknown GPU (or a
-CPU) gets no MFU, and says so.
+`cnncourse.mfu.GPU_PEAK_TFLOPS`, for every variant: the fp32 ones ("textbook", "no bf16") too,
+although fp32 runs at a fraction of that peak, so their MFU shows what they leave unused. An
+unknown GPU (or a CPU) gets no MFU, and says so.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
-from torch.utils.flop_counter import FlopCounterMode
 
 from cnncourse.data import DeviceLoader
+from cnncourse.mfu import peak_tflops, train_step_flops
 from cnncourse.models import MODELS, get_model
 from cnncourse.train.checks import model_for_data
 from cnncourse.train.device import pick_device
@@ -50,78 +50,15 @@ from cnncourse.train.distributed import Dist
 from cnncourse.train.step import make_step, to_batch
 
 __all__ = [
-    "GPU_PEAK_TFLOPS",
     "DEFAULT_MODELS",
     "Variant",
     "BenchResult",
-    "peak_tflops",
-    "train_step_flops",
     "default_variants",
     "run_benchmark",
     "format_table",
 ]
 
-#: Dense (no sparsity) bf16 tensor-core peak in TFLOP/s, from NVIDIA's datasheets. Matched in
-#: order: every token of the key must be a word of `torch.cuda.get_device_name()`.
-#: T4 and V100 have no bf16: their fp16 peak is given, and bf16 falls back to fp16 there.
-GPU_PEAK_TFLOPS: dict[tuple[str, ...], float] = {
-    ("H100", "PCIe"): 756.0,
-    ("H100", "NVL"): 835.0,
-    ("H100",): 989.0,  # SXM5, named "NVIDIA H100 80GB HBM3"
-    ("H200", "NVL"): 835.0,
-    ("H200",): 989.0,
-    ("GH200",): 989.0,
-    ("A100",): 312.0,  # SXM4 and PCIe alike
-    ("L40S",): 362.0,
-    ("L4",): 121.0,
-    ("A10",): 125.0,
-    ("T4",): 65.0,  # fp16
-    ("V100",): 125.0,  # fp16
-}
-
 DEFAULT_MODELS = ("resnet18_cifar", "vgg11_cifar", "densenet_bc_100_12")
-
-
-def peak_tflops(device_name: str) -> float | None:
-    """Dense bf16 peak of the GPU called `device_name`, or None if it is not in the table.
-
-    >>> peak_tflops("NVIDIA H100 80GB HBM3"), peak_tflops("NVIDIA A100-SXM4-80GB")
-    (989.0, 312.0)
-    >>> peak_tflops("NVIDIA L40S"), peak_tflops("Tesla T4"), peak_tflops("Apple M2") is None
-    (362.0, 65.0, True)
-    """
-    words = set(device_name.upper().replace("-", " ").split())
-    for key, tflops in GPU_PEAK_TFLOPS.items():
-        if all(k.upper() in words for k in key):
-            return tflops
-    return None
-
-
-def train_step_flops(model: nn.Module, input_size: tuple[int, ...]) -> int:
-    """FLOPs of one training step per input of shape `input_size`: 3 x the training forward's.
-
-    The forward runs once on the meta device (no data, no time; `model` is left unchanged) in
-    training mode, under `FlopCounterMode`, which counts every convolution and matrix product,
-    auxiliary heads included. The backward is not counted but taken as 2 forwards, the usual
-    definition of model FLOPs: PyTorch's counter overcounts the backward of grouped
-    convolutions (of depthwise ones, MobileNet's and Xception's, many times over), and the real
-    backward does slightly less (the first layer needs no gradient for its input).
-
-    >>> train_step_flops(nn.Linear(784, 100), (784,))  # 3 passes x 2 FLOPs x 784 x 100 MACs
-    470400
-    """
-    state = {n: torch.empty_like(t, device="meta") for n, t in model.named_parameters()}
-    state |= {n: torch.empty_like(t, device="meta") for n, t in model.named_buffers()}
-    x = torch.empty((2, *input_size), device="meta")  # 2: batch norm refuses 1 when training
-    modes = {m: m.training for m in model.modules()}
-    try:
-        model.train()
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            torch.func.functional_call(model, state, (x,))
-    finally:
-        for m, training in modes.items():
-            m.training = training
-    return 3 * counter.get_total_flops() // 2
 
 
 @dataclass(frozen=True)

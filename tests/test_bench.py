@@ -17,11 +17,10 @@ from cnncourse.bench import (
     Variant,
     default_variants,
     format_table,
-    peak_tflops,
     run_benchmark,
-    train_step_flops,
 )
 from cnncourse.cli import main
+from cnncourse.mfu import peak_tflops, train_step_flops
 from cnncourse.models import get_model
 from cnncourse.plot import plot_bench
 from cnncourse.profile import count_macs
@@ -51,8 +50,11 @@ def test_gpu_peaks_by_name(name: str, tflops: float | None) -> None:
 
 def test_docstring_examples() -> None:
     import cnncourse.bench
+    import cnncourse.mfu
 
     assert doctest.testmod(cnncourse.bench).failed == 0
+    result = doctest.testmod(cnncourse.mfu)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_variants_turn_one_trick_off_each() -> None:
