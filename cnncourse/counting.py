@@ -15,6 +15,7 @@ Symbols follow the slides: input ``m x n x p`` (height, width, channels), ``d`` 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 IntPair = int | tuple[int, int]
@@ -39,11 +40,23 @@ __all__ = [
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
-    """Return `value` if it is an int >= `minimum`, else raise a ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    """Return `value` as an int if it is an integer >= `minimum`, else raise a ValueError naming
+    `name`. NumPy integers are accepted (`operator.index`); floats and bools are not."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"{name} must be an int, got {value!r} ({type(value).__name__})") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {number}")
+    return number
+
+
+def _check_bool(name: str, value: object) -> bool:
+    """Return `value` if it is a bool: a flag like `bias="no"` must not silently count as True."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
     return value
 
 
@@ -72,11 +85,11 @@ def conv_output_size(
     >>> conv_output_size(7, 3, padding=1)  # zero padding keeps the size
     7
     """
-    _check_int("size", size, 1)
-    _check_int("kernel_size", kernel_size, 1)
-    _check_int("stride", stride, 1)
-    _check_int("padding", padding, 0)
-    _check_int("dilation", dilation, 1)
+    size = _check_int("size", size, 1)
+    kernel_size = _check_int("kernel_size", kernel_size, 1)
+    stride = _check_int("stride", stride, 1)
+    padding = _check_int("padding", padding, 0)
+    dilation = _check_int("dilation", dilation, 1)
     span = dilation * (kernel_size - 1) + 1  # extent of the (dilated) kernel
     if span > size + 2 * padding:
         raise ValueError(
@@ -107,13 +120,12 @@ def pool_output_size(
     >>> pool_output_size(5, 2), pool_output_size(5, 2, ceil_mode=True)  # a partial last window
     (2, 3)
     """
-    _check_int("size", size, 1)
-    _check_int("kernel_size", kernel_size, 1)
+    size = _check_int("size", size, 1)
+    kernel_size = _check_int("kernel_size", kernel_size, 1)
     stride = kernel_size if stride is None else _check_int("stride", stride, 1)
-    _check_int("padding", padding, 0)
-    _check_int("dilation", dilation, 1)
-    if not isinstance(ceil_mode, bool):
-        raise ValueError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+    padding = _check_int("padding", padding, 0)
+    dilation = _check_int("dilation", dilation, 1)
+    _check_bool("ceil_mode", ceil_mode)
     if padding > kernel_size // 2:
         raise ValueError(f"padding={padding} must be at most half of kernel_size={kernel_size}")
     span = dilation * (kernel_size - 1) + 1
@@ -142,12 +154,12 @@ def conv_transpose_output_size(
     >>> conv_transpose_output_size(14, 2, stride=2)  # the usual 2x upsampling
     28
     """
-    _check_int("size", size, 1)
-    _check_int("kernel_size", kernel_size, 1)
-    _check_int("stride", stride, 1)
-    _check_int("padding", padding, 0)
-    _check_int("output_padding", output_padding, 0)
-    _check_int("dilation", dilation, 1)
+    size = _check_int("size", size, 1)
+    kernel_size = _check_int("kernel_size", kernel_size, 1)
+    stride = _check_int("stride", stride, 1)
+    padding = _check_int("padding", padding, 0)
+    output_padding = _check_int("output_padding", output_padding, 0)
+    dilation = _check_int("dilation", dilation, 1)
     if output_padding >= max(stride, dilation):
         raise ValueError(
             f"output_padding={output_padding} must be smaller than stride={stride} or "
@@ -162,14 +174,15 @@ def conv_transpose_output_size(
 # --- parameters ----------------------------------------------------------------------------------
 
 
-def _check_groups(in_channels: int, out_channels: int, groups: int) -> None:
-    _check_int("in_channels", in_channels, 1)
-    _check_int("out_channels", out_channels, 1)
-    _check_int("groups", groups, 1)
+def _check_groups(in_channels: int, out_channels: int, groups: int) -> tuple[int, int, int]:
+    in_channels = _check_int("in_channels", in_channels, 1)
+    out_channels = _check_int("out_channels", out_channels, 1)
+    groups = _check_int("groups", groups, 1)
     if in_channels % groups:
         raise ValueError(f"in_channels={in_channels} is not divisible by groups={groups}")
     if out_channels % groups:
         raise ValueError(f"out_channels={out_channels} is not divisible by groups={groups}")
+    return in_channels, out_channels, groups
 
 
 def conv_params(
@@ -183,9 +196,9 @@ def conv_params(
     >>> conv_params(3, 8, 5)  # the slides' first layer: [(5*5*3) + 1] * 8
     608
     """
-    _check_groups(in_channels, out_channels, groups)
+    in_channels, out_channels, groups = _check_groups(in_channels, out_channels, groups)
     kh, kw = pair("kernel_size", kernel_size)
-    return out_channels * (kh * kw * (in_channels // groups) + int(bool(bias)))
+    return out_channels * (kh * kw * (in_channels // groups) + int(_check_bool("bias", bias)))
 
 
 def linear_params(in_features: int, out_features: int, bias: bool = True) -> int:
@@ -194,9 +207,9 @@ def linear_params(in_features: int, out_features: int, bias: bool = True) -> int
     >>> linear_params(784, 100)  # a 28x28 image into 100 units
     78500
     """
-    _check_int("in_features", in_features, 1)
-    _check_int("out_features", out_features, 1)
-    return (in_features + int(bool(bias))) * out_features
+    in_features = _check_int("in_features", in_features, 1)
+    out_features = _check_int("out_features", out_features, 1)
+    return (in_features + int(_check_bool("bias", bias))) * out_features
 
 
 def batchnorm_params(num_features: int, affine: bool = True) -> int:
@@ -204,8 +217,8 @@ def batchnorm_params(num_features: int, affine: bool = True) -> int:
 
     The running mean and variance are buffers, updated by statistics, not by gradients.
     """
-    _check_int("num_features", num_features, 1)
-    return 2 * num_features if affine else 0
+    num_features = _check_int("num_features", num_features, 1)
+    return 2 * num_features if _check_bool("affine", affine) else 0
 
 
 # --- multiply-accumulates ------------------------------------------------------------------------
@@ -222,7 +235,7 @@ def conv_macs(
 
     Every output value is a dot product of length k*k*p/groups; bias additions are not counted.
     """
-    _check_groups(in_channels, out_channels, groups)
+    in_channels, out_channels, groups = _check_groups(in_channels, out_channels, groups)
     kh, kw = pair("kernel_size", kernel_size)
     ho, wo = pair("output_size", output_size)
     return ho * wo * out_channels * kh * kw * (in_channels // groups)
@@ -241,7 +254,7 @@ def conv_transpose_macs(
     the output, whatever the stride; counting on the output grid would count the zeros that a
     stride inserts between input values.
     """
-    _check_groups(in_channels, out_channels, groups)
+    in_channels, out_channels, groups = _check_groups(in_channels, out_channels, groups)
     kh, kw = pair("kernel_size", kernel_size)
     hi, wi = pair("input_size", input_size)
     return hi * wi * in_channels * kh * kw * (out_channels // groups)
@@ -249,9 +262,9 @@ def conv_transpose_macs(
 
 def linear_macs(in_features: int, out_features: int, positions: int = 1) -> int:
     """MACs of a fully connected layer applied at `positions` places (1 for a flat vector)."""
-    _check_int("in_features", in_features, 1)
-    _check_int("out_features", out_features, 1)
-    _check_int("positions", positions, 1)
+    in_features = _check_int("in_features", in_features, 1)
+    out_features = _check_int("out_features", out_features, 1)
+    positions = _check_int("positions", positions, 1)
     return in_features * out_features * positions
 
 

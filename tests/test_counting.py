@@ -9,6 +9,7 @@ from __future__ import annotations
 import doctest
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -366,8 +367,32 @@ def test_bad_argument_is_named(fn, kwargs, arg, low, data):
         st.integers(max_value=low - 1) | st.booleans() | st.floats() | st.text(max_size=2),
         label=arg,
     )
-    with pytest.raises(ValueError, match=arg):
+    # Anchored: the message starts with the argument's own name ("size", not "kernel_size").
+    with pytest.raises(ValueError, match=rf"^{arg}\b"):
         fn(**{**kwargs, arg: bad})
+
+
+@pytest.mark.parametrize(
+    ("fn", "kwargs", "flag"),
+    [
+        (conv_params, dict(in_channels=3, out_channels=8, kernel_size=5), "bias"),
+        (linear_params, dict(in_features=784, out_features=100), "bias"),
+        (batchnorm_params, dict(num_features=4), "affine"),
+        (pool_output_size, dict(size=5, kernel_size=2), "ceil_mode"),
+    ],
+)
+@pytest.mark.parametrize("bad", ["no", None, 0, 1.0])
+def test_flags_must_be_bools(fn, kwargs, flag, bad):
+    # bias="no" is truthy: counting it as a bias would be a silently wrong number.
+    with pytest.raises(ValueError, match=rf"^{flag} must be True or False"):
+        fn(**kwargs, **{flag: bad})
+
+
+def test_numpy_integers_are_accepted_and_give_python_ints():
+    size = conv_output_size(np.int64(7), np.int32(3), padding=np.int64(1))
+    params = conv_params(np.int64(3), np.int64(8), (np.int64(5), np.int64(5)))
+    assert (size, params) == (conv_output_size(7, 3, padding=1), conv_params(3, 8, 5))
+    assert type(size) is int and type(params) is int
 
 
 @pytest.mark.parametrize(

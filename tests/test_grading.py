@@ -122,6 +122,19 @@ def test_check_function_says_what_is_wrong(func, message: str) -> None:
         grading.check_function("conv2d.channels", func)
 
 
+@pytest.mark.parametrize("hidden", [False, True])
+def test_every_case_is_guarded_not_only_the_first(hidden: bool) -> None:
+    calls = []
+
+    def honest_once(x, weight, bias):  # from scratch on the first call, then torch's own
+        calls.append(1)
+        return conv2d(x, weight, bias) if len(calls) == 1 else F.conv2d(x, weight, bias)
+
+    with pytest.raises(grading.CheckFailed, match=re.escape("torch's own `aten.convolution`")):
+        grading.check_function("conv2d.channels", honest_once, hidden=hidden)
+    assert len(calls) > 1
+
+
 def test_hidden_cases_are_fresh_so_a_table_of_visible_cases_fails() -> None:
     table = {
         repr(c["x"].tolist()): F.conv2d(c["x"], c["weight"]) for c in grading.cases("conv2d.basic")

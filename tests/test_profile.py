@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnncourse import counting, profile
+from cnncourse import counting, meta, profile
 from cnncourse.profile import (
     LayerRow,
     Summary,
@@ -245,7 +245,9 @@ def test_large_input_costs_no_memory():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     macs, seconds, grown_kib = out.stdout.split()
     assert int(macs) == flop_counter_macs(meta_model("resnet50"), (3, 2048, 1024))
-    assert float(seconds) < 10
+    # Memory is the proof (a real forward would hold GiBs of activations); wall-clock time on a
+    # shared CI machine is not, so it is only printed.
+    print(f"count_macs at 3x2048x1024 took {float(seconds):.2f} s")
     assert int(grown_kib) < 64 * 1024  # less than 64 MiB
 
 
@@ -366,7 +368,22 @@ def test_wrong_channels_and_the_models_own_forward():
         meta_forward(Matmul(), (3, 5))
 
 
-def test_doctests():
-    result = doctest.testmod(profile)
+def test_data_dependent_forward_is_not_blamed_on_the_input():
+    class KeepPositive(nn.Module):  # nonzero() needs values: meta cannot know how many
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x).flatten().nonzero()
+
+    assert KeepPositive()(torch.ones(1, 4)).ndim == 2  # a real forward works
+    with pytest.raises(NotImplementedError, match=r"^KeepPositive cannot run on the meta device"):
+        count_macs(KeepPositive(), (4,))
+
+
+@pytest.mark.parametrize("module", [profile, meta])
+def test_doctests(module):
+    result = doctest.testmod(module)
     assert result.attempted > 0
     assert result.failed == 0

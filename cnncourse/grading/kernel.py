@@ -144,10 +144,8 @@ def check_function(task: str, func: Callable[..., Any], *, hidden: bool = False)
         raise CheckFailed(f"{task}: expected a function, got a {type(func).__name__}")
     reply = _ask({"op": "cases", "task": task, "hidden": hidden})
     forbidden = frozenset(reply["forbidden"])
-    results = [
-        _call(func, case, forbidden if i == 0 else frozenset())
-        for i, case in enumerate(reply["cases"])
-    ]
+    # Every case is guarded: a function that is honest on its first call only must not pass.
+    results = [_call(func, case, forbidden) for case in reply["cases"]]
     verdict = _ask({"op": "judge", "token": reply["token"], "results": results})
     if not verdict["passed"]:
         raise CheckFailed(verdict["message"])
