@@ -4,18 +4,19 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Exact torch/torchvision pair for set-up only (pyproject keeps user-friendly ranges, e.g. for Colab).
-# The registry's CUDA build runs on the CPU too; never mix it with a CPU-only torch wheel.
-TORCH_PIN := torch==2.14.1 torchvision==0.29.1
+# Exact versions for set-up only (pyproject keeps user-friendly ranges, e.g. for Colab): the tested
+# torch/torchvision pair (the registry's CUDA build runs on the CPU too; never mix it with a CPU-only
+# torch wheel) and the tools whose output the tests compare byte for byte. See constraints.txt.
+CONSTRAINTS := constraints.txt
 
 .PHONY: setup book test lint clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml Makefile $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install $(TORCH_PIN) -e ".[dev]"
+	$(BIN)/python -m pip install -c $(CONSTRAINTS) torch torchvision -e ".[dev]"
 	touch $@
 
 ## Build the book (HTML in _build/html); every chapter is executed, Sphinx warnings are errors.
