@@ -58,3 +58,17 @@ def test_ruff_is_clean() -> None:
         cmd = [sys.executable, "-m", "ruff", *args]
         run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         assert run.returncode == 0, f"ruff {' '.join(args)}:\n{run.stdout}{run.stderr}"
+
+
+def test_exercises_page_states_the_notebooks_points_and_time_limit() -> None:
+    """book/exercises.md is prose: its points and cell time limit must be those nbgrader uses."""
+    page = (ROOT / "book" / "exercises.md").read_text()
+    for path in notebooks("solutions"):
+        nb = nbformat.read(path, as_version=4)
+        points = sum(c.metadata.get("nbgrader", {}).get("points", 0) for c in nb.cells)
+        row = re.search(rf"^\| `{path.stem}`.*?\| (\d+) \|", page, flags=re.MULTILINE)
+        assert row, f"{path.stem} has no row in book/exercises.md"
+        assert int(row.group(1)) == points, f"{path.stem}: page says {row.group(1)}, not {points}"
+    config = (ROOT / "nbgrader_config.py").read_text()
+    limit = re.search(r"^c\.Execute\.timeout = (\d+)$", config, flags=re.MULTILINE).group(1)
+    assert f"A cell may run for {limit} seconds" in page
