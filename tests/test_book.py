@@ -26,6 +26,7 @@ def test_book_builds_without_warnings(tmp_path: Path) -> None:
         "book/01_convolution",
         "book/02_parameters_and_cost",
         "book/03_pooling",
+        "book/model_zoo",
         "book/exercises",
         "book/references",
     ):

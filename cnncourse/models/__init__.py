@@ -2,7 +2,9 @@
 
 Names follow torchvision's where torchvision has the model (`resnet50`, `vgg16_bn`, `densenet121`,
 `googlenet`, `inception_v3`, `mobilenet_v2`), so its `state_dict` loads with `strict=True`; the
-papers' variants carry a suffix (`alexnet_paper`, `googlenet_paper`, ...).
+papers' variants carry a suffix (`alexnet_paper`, `googlenet_paper`, ...). Blocks shared by
+two files of a family live in their own module (`resnet_blocks`, `inception_blocks`), which
+declares no models.
 
 >>> from cnncourse.models import get_model
 >>> model = get_model("resnet20")  # CIFAR ResNet, 10 classes
@@ -11,7 +13,8 @@ papers' variants carry a suffix (`alexnet_paper`, `googlenet_paper`, ...).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from types import ModuleType
 
 from torch import nn
 
@@ -45,10 +48,25 @@ FAMILIES = (
     unet,
 )
 
+
+def merge_registries(families: Iterable[ModuleType]) -> dict[str, Callable[..., nn.Module]]:
+    """One dict of the families' `MODELS`, in order. A name that two families declare is an
+    error: merging silently would let the later family's builder shadow the earlier one's."""
+    merged: dict[str, Callable[..., nn.Module]] = {}
+    owners: dict[str, str] = {}
+    for family in families:
+        for name, builder in family.MODELS.items():
+            if name in merged:
+                raise ValueError(
+                    f"model name {name!r} is declared twice, by {owners[name]} and by "
+                    f"{family.__name__}: rename one of them"
+                )
+            merged[name], owners[name] = builder, family.__name__
+    return merged
+
+
 #: Every model builder by name; each family module declares its own `MODELS`.
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    name: builder for family in FAMILIES for name, builder in family.MODELS.items()
-}
+MODELS: dict[str, Callable[..., nn.Module]] = merge_registries(FAMILIES)
 
 
 #: The input (C, H, W) each model is designed for and counted at; 3 x 224 x 224 unless listed.
@@ -91,4 +109,4 @@ def get_model(name: str, **kwargs: object) -> nn.Module:
     return MODELS[name](**kwargs)
 
 
-__all__ = ["MODELS", "FAMILIES", "INPUT_SIZES", "get_model", "input_size"]
+__all__ = ["MODELS", "FAMILIES", "INPUT_SIZES", "get_model", "input_size", "merge_registries"]

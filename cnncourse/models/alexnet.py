@@ -21,11 +21,10 @@ both. Local response normalisation follows the ReLU of convs 1 and 2::
 Where the ~61M comes from: the three fc layers hold 58.6M of them (fc6 alone, 9216 x 4096 + 4096,
 holds 37.8M); the five convs only 2.3M (torchvision's 2.5M), yet they do 92% of the MACs.
 
-# NOTE: the paper says 224 x 224 inputs, but 11x11 filters at stride 4 without padding only give
-# its 55 x 55 maps from 227 x 227 (or from 224 with padding 2, torchvision's choice). We follow
-# the paper's unpadded conv and document 227; an adaptive pool, as in torchvision, makes other
-# sizes fit. The paper's neuron counts (sec. 3.5) 186,624-64,896-64,896-43,264-4096-4096-1000 are
-# reproduced; its first figure, 253,440, is not 55 * 55 * 96 = 290,400 (an erratum in the paper).
+Input size: the paper says 224 x 224, but its unpadded conv1 needs 227 x 227 to give its 55 x 55
+maps (see the NOTE at ``LAYOUTS["paper"]``). The paper's neuron counts (sec. 3.5)
+186,624-64,896-64,896-43,264-4096-4096-1000 are reproduced; its first figure, 253,440, is not
+55 * 55 * 96 = 290,400 (an erratum in the paper).
 """
 
 from __future__ import annotations
@@ -49,6 +48,10 @@ LAYOUTS: dict[str, list[ConvSpec]] = {
         (256, 3, 1, 1, 1, False, True),
     ],
     "paper": [  # groups = 2: the two GPUs; conv1 is two towers of 48 seeing the whole image
+        # NOTE: the paper says 224 x 224 inputs, but 11x11 filters at stride 4 without padding
+        # only give its 55 x 55 maps from 227 x 227 (or from 224 with padding 2, torchvision's
+        # choice). We follow the paper's unpadded conv and document 227; the adaptive pool, as
+        # in torchvision, makes other sizes fit.
         (96, 11, 4, 0, 1, True, True),
         (256, 5, 1, 2, 2, True, True),
         (384, 3, 1, 1, 1, False, False),  # conv3 takes all 256 maps of both GPUs
@@ -63,8 +66,7 @@ def make_features(
 ) -> nn.Sequential:
     """Conv -> ReLU [-> LRN] [-> MaxPool 3x3/2] for each spec; spec groups > 1 become `groups`.
 
-    # NOTE: torch's LocalResponseNorm divides alpha by the size n; the paper's alpha = 1e-4
-    # multiplies the plain sum, so we pass alpha = 1e-4 * n (k = 2, n = 5, beta = 0.75).
+    Shapes: (N, in_channels, H, W) -> (N, last spec's out_channels, H', W').
     """
     layers: list[nn.Module] = []
     for out_channels, k, stride, padding, g, lrn, pool in layout:
@@ -73,6 +75,9 @@ def make_features(
         )
         layers.append(nn.ReLU(inplace=True))
         if lrn:
+            # NOTE: torch's LocalResponseNorm divides alpha by the size n; the paper's
+            # alpha = 1e-4 multiplies the plain sum, so we pass alpha = 1e-4 * n
+            # (k = 2, n = 5, beta = 0.75).
             layers.append(nn.LocalResponseNorm(size=5, alpha=5e-4, beta=0.75, k=2.0))
         if pool:
             layers.append(nn.MaxPool2d(kernel_size=3, stride=2))  # overlapping pooling: 3 > 2

@@ -9,11 +9,11 @@ Two versions of one network, chosen by ``paper``:
   kernels, conv biases and no batch norm, local response normalisation in the stem, a 3x3 max pool
   after inception (4e), 40% dropout, auxiliary heads with a 5x5/3 average pool.
 
-Table 1 of the paper, recomputed (``tests/test_models_modern.py`` pins every row). "params" counts
-weights without biases in units of K = 1024 (conv2: 114,688 = 112.0K); "ops" are multiply-adds,
-M = 10^6, and for a layer without bias ops = params x H_out x W_out, so each printed row can be
-checked against itself as well as against its filter columns (the inception module's output
-channels are #1x1 + #3x3 + #5x5 + pool proj).
+Table 1 of the paper, recomputed (``tests/test_models_inception.py`` pins every row). "params"
+counts weights without biases in units of K = 1024 (conv2: 114,688 = 112.0K); "ops" are
+multiply-adds, M = 10^6, and for a layer without bias ops = params x H_out x W_out, so each
+printed row can be checked against itself as well as against its filter columns (the inception
+module's output channels are #1x1 + #3x3 + #5x5 + pool proj).
 
 ==========  ============  ==========  ===============  =========  ================================
 row         printed       exact       exact weights    exact ops  verdict
@@ -58,6 +58,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+# Shared with Inception v3; re-exported here, where the course first meets them.
+from cnncourse.models.inception_blocks import BasicConv2d, transform_input
+
 __all__ = [
     "BasicConv2d",
     "NaiveInceptionModule",
@@ -88,44 +91,6 @@ INCEPTION_CFG: dict[str, tuple[int, int, int, int, int, int, int]] = {
 
 # Training mode with auxiliary heads returns all three logits, in torchvision's order.
 GoogLeNetOutputs = namedtuple("GoogLeNetOutputs", ["logits", "aux_logits2", "aux_logits1"])
-
-
-def transform_input(x: Tensor) -> Tensor:
-    """Undo ImageNet's mean/std normalisation and rescale to [-1, 1], (x*std + mean - 0.5) / 0.5
-    per channel: the input scaling of the weights ported from Google. Same float operations as
-    torchvision, so outputs match to the bit."""
-    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    channels = [x[:, i : i + 1] * (std[i] / 0.5) + (mean[i] - 0.5) / 0.5 for i in range(3)]
-    return torch.cat(channels, 1)
-
-
-class BasicConv2d(nn.Module):
-    """Conv -> [BatchNorm] -> ReLU, with torchvision's attribute names ``conv`` and ``bn``.
-
-    ``batch_norm=True``: conv without bias, then BN with eps=0.001 (torchvision's GoogLeNet and
-    Inception v3). ``batch_norm=False``: conv with bias, as in the 2015 paper (``bn`` is an
-    `nn.Identity`, which has no entry in the state_dict).
-    Shapes: (N, in_channels, H, W) -> (N, out_channels, H', W') by the usual conv formula.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int = 1,
-        padding: int | tuple[int, int] = 0,
-        batch_norm: bool = True,
-    ) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(
-            in_channels, out_channels, kernel_size, stride, padding, bias=not batch_norm
-        )
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001) if batch_norm else nn.Identity()
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.relu(self.bn(self.conv(x)))
 
 
 class NaiveInceptionModule(nn.Module):

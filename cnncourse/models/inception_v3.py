@@ -5,7 +5,8 @@ torchvision's `state_dict` loads with ``strict=True`` and gives the same outputs
 The idea of the paper is to factorise convolutions, keeping the receptive field for fewer weights:
 
 - a 5x5 conv becomes two stacked 3x3 convs (figure 5): 2*9 = 18 instead of 25 weights per
-  input-output channel pair (-28%); see the ``branch3x3dbl`` of `InceptionA`;
+  input-output channel pair (-28%); see `InceptionFig5` (the figure's module, defined in
+  `cnncourse.models.inception_blocks`) and the ``branch3x3dbl`` of `InceptionA`;
 - an n x n conv becomes a 1 x n conv then an n x 1 conv (figure 6): 2n instead of n*n weights,
   14 instead of 49 for n = 7 (-71%); see `factorized_conv` and `InceptionC`;
 - on the coarsest grid the 1x3 and 3x1 convs run side by side and are concatenated, widening
@@ -26,9 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cnncourse.models.googlenet import BasicConv2d, transform_input
+from cnncourse.models.inception_blocks import BasicConv2d, InceptionFig5, transform_input
 
 __all__ = [
+    "BasicConv2d",
+    "InceptionFig5",
     "factorized_conv",
     "InceptionA",
     "InceptionB",
@@ -75,14 +78,16 @@ def _avg_pool_3x3(x: Tensor) -> Tensor:
 class InceptionA(nn.Module):
     """35x35 module (Mixed_5b/c/d): 1x1 | 1x1 -> 5x5 | 1x1 -> 3x3 -> 3x3 | avg pool -> 1x1.
 
-    Shapes: (N, in_channels, H, W) -> (N, 224 + pool_features, H, W).
-    NOTE: the paper's figure 5 replaces every 5x5 by two 3x3; torchvision (and the TF-slim
-    checkpoint it was ported from) keep one 5x5 branch next to the double-3x3 branch.
+    Shapes: (N, in_channels, H, W) -> (N, 224 + pool_features, H, W). Figure 5's module
+    (`InceptionFig5`) with a 5x5 branch added (see the NOTE in ``__init__``).
     """
 
     def __init__(self, in_channels: int, pool_features: int) -> None:
         super().__init__()
         self.branch1x1 = BasicConv2d(in_channels, 64, 1)
+        # NOTE: the paper's figure 5 replaces every 5x5 by two 3x3 (`InceptionFig5`); torchvision
+        # (and the TF-slim checkpoint it was ported from) keep this 5x5 branch next to the
+        # double-3x3 one.
         self.branch5x5_1 = BasicConv2d(in_channels, 48, 1)
         self.branch5x5_2 = BasicConv2d(48, 64, 5, padding=2)
         self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, 1)

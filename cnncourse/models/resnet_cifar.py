@@ -31,15 +31,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnncourse.models.resnet import (
-    LAYERS,
-    BasicBlock,
-    ResNet,
-    Shortcut,
-    conv3x3,
-    init_resnet,
-    make_stage,
-)
+from cnncourse.models.resnet import LAYERS, ResNet
+from cnncourse.models.resnet_blocks import BasicBlock, Shortcut, conv3x3, init_resnet, make_stage
 
 __all__ = [
     "resnet18_cifar",
@@ -64,8 +57,8 @@ class CifarResNet(nn.Module):
     """(N, in_channels, 32, 32) -> (N, num_classes); depth = 6n + 2 (20, 32, 44, 56, 110, 1202).
 
     `widths`: channels of the 3 stages (the paper's 16, 32, 64). `shortcut`: "A" (the paper's
-    CIFAR choice) or "B"/"C" (see `cnncourse.models.resnet.make_shortcut`). `residual=False`:
-    the plain net of the same depth.
+    CIFAR choice) or "B"/"C" (see `cnncourse.models.resnet_blocks.make_shortcut`).
+    `residual=False`: the plain net of the same depth.
     """
 
     def __init__(
