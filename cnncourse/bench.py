@@ -42,10 +42,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from cnncourse.data import DeviceLoader
-from cnncourse.mfu import peak_tflops, train_step_flops
-from cnncourse.models import MODELS, get_model
-from cnncourse.train.checks import model_for_data
-from cnncourse.train.device import pick_device
+from cnncourse.mfu import model_step_flops, peak_tflops
+from cnncourse.train.checks import check_at_least, model_for_data
+from cnncourse.train.device import pick_device, synchronize
 from cnncourse.train.distributed import Dist
 from cnncourse.train.step import make_step, to_batch
 
@@ -121,13 +120,6 @@ def _forever(loader: DataLoader | DeviceLoader) -> Iterator[tuple[Tensor, Tensor
         yield from loader
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def _bench_variant(
     name: str,
     v: Variant,
@@ -169,13 +161,13 @@ def _bench_variant(
 
     t = time.perf_counter()
     run(warmup)
-    _sync(device)
+    synchronize(device)
     warmup_s = time.perf_counter() - t
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t = time.perf_counter()
     run(steps)
-    _sync(device)  # wait for the queued kernels before reading the clock
+    synchronize(device)  # wait for the queued kernels before reading the clock
     seconds = time.perf_counter() - t
     peak_mem = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     flops_per_step = flops_per_image * batch_size
@@ -214,10 +206,12 @@ def run_benchmark(
     compile: None compiles on CUDA only. input_size, num_classes: the random data's shape
     (speed does not depend on the pixels' values) and the models' ``num_classes``; models that
     take ``in_channels`` get ``input_size[0]``. Returns one `BenchResult` per (model, variant).
+    Bad arguments (steps=0, an unknown model, an input a model cannot take) are a ValueError
+    naming them, raised before the first benchmark.
     """
-    for name in models:  # a typo fails now, not after the first model's benchmark
-        if name not in MODELS:
-            get_model(name)  # raises ValueError naming it, with close matches
+    check_at_least(1, batch_size=batch_size, steps=steps)
+    check_at_least(0, warmup=warmup)
+    flops = {name: model_step_flops(name, tuple(input_size), num_classes) for name in models}
     device = pick_device(device)
     if compile is None:
         compile = device.type == "cuda"
@@ -231,11 +225,10 @@ def run_benchmark(
     results = []
     for name in models:
         build = functools.partial(model_for_data, name, input_size[0], num_classes)
-        flops = train_step_flops(build(), input_size)
         for v in variants:
             if progress:
                 print(f"bench {name}: {v.name} ...", flush=True)
-            r = _bench_variant(name, v, data, build, flops, batch_size, steps, warmup, device)
+            r = _bench_variant(name, v, data, build, flops[name], batch_size, steps, warmup, device)
             results.append(r)
             gc.collect()  # free this variant's model and optimizer before the next
             if device.type == "cuda":

@@ -18,8 +18,14 @@ import argparse
 import difflib
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from torch import nn
+
+if TYPE_CHECKING:
+    import torch
+
+    from cnncourse.train.distributed import Dist
 
 __all__ = ["main", "parse_size", "build_model"]
 
@@ -84,16 +90,27 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_counts(args: argparse.Namespace, least: int, *names: str) -> None:
+    """ValueError naming the option (``--num-images``) whose integer is below `least`; an
+    option not given (None) is left alone."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < least:
+            option = "--" + name.replace("_", "-")
+            raise ValueError(f"{option} must be an integer >= {least}, got {value}")
+
+
 def _train(args: argparse.Namespace) -> int:
     import os
 
-    import torch
+    import torch.distributed as dist
 
-    from cnncourse.data import DATASETS, DeviceLoader, get_dataset, to_tensors
-    from cnncourse.losses import BorderWeightedCrossEntropy
-    from cnncourse.train import check_model_data, fit, pick_device, seed_everything
+    from cnncourse.data import DATASETS
+    from cnncourse.train import check_model_data, pick_device, seed_everything
     from cnncourse.train.checks import model_for_data
+    from cnncourse.train.distributed import setup
 
+    _check_counts(args, 1, "epochs", "batch_size", "num_images")
     if args.resume and not args.checkpoint:
         raise ValueError("--resume needs --checkpoint FILE, the file of the run to continue")
     if args.checkpoint and os.path.exists(args.checkpoint) and not args.resume:
@@ -111,13 +128,38 @@ def _train(args: argparse.Namespace) -> int:
     check_model_data(model, size, info.num_classes, info.task, args.model, args.data)
 
     device = pick_device(args.device)
-    extra = {"n": args.num_images} if args.num_images else {}
+    ours = not (dist.is_available() and dist.is_initialized())  # a group we create, we destroy
+    d = setup(device)  # under torchrun: join the process group before any download
+    try:
+        _train_in_group(args, model, device, d)
+    finally:
+        if ours and d.enabled:
+            dist.destroy_process_group()
+    return 0
+
+
+def _train_in_group(
+    args: argparse.Namespace, model: nn.Module, device: torch.device, d: Dist
+) -> None:
+    """`_train` once the process group (if any) exists: load the data (rank 0 first: it
+    downloads what is missing, the others then read the files), `fit`, plot on rank 0."""
+    from cnncourse.data import DeviceLoader, get_dataset, to_tensors
+    from cnncourse.losses import BorderWeightedCrossEntropy
+    from cnncourse.train import fit
+    from cnncourse.train.distributed import main_first
+
+    n = args.num_images  # None: the whole dataset; the test split gets a fifth as many
+    sizes = {"train": n, "test": None if n is None else max(n // 5, 1)}
+    with main_first(d):
+        datasets = {
+            split: get_dataset(
+                args.data, split, root=args.root, download=args.download, **({"n": k} if k else {})
+            )
+            for split, k in sizes.items()
+        }
     loaders = []
     for split, shuffle in (("train", True), ("test", False)):
-        if split == "test" and args.num_images:
-            extra = {"n": max(args.num_images // 5, 1)}
-        dataset = get_dataset(args.data, split, root=args.root, download=args.download, **extra)
-        x, y = to_tensors(dataset)
+        x, y = to_tensors(datasets[split])
         augment = args.augment and shuffle
         loaders.append(DeviceLoader(x, y, args.batch_size, shuffle, augment=augment, device=device))
     loss = BorderWeightedCrossEntropy() if args.border_weights else None
@@ -136,16 +178,15 @@ def _train(args: argparse.Namespace) -> int:
         resume=args.resume,
         seed=args.seed,
     )
-    if args.plot and history:
+    if args.plot and history and d.is_main:  # one file, written once
         history.plot().savefig(args.plot)
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
     from cnncourse.bench import format_table, run_benchmark
 
+    _check_counts(args, 1, "batch_size", "steps")
+    _check_counts(args, 0, "warmup")
     results = run_benchmark(
         args.models,
         batch_size=args.batch_size,

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["GPU_PEAK_TFLOPS", "peak_tflops", "train_step_flops"]
+from cnncourse.train.checks import check_model_data, model_for_data
+
+__all__ = ["GPU_PEAK_TFLOPS", "peak_tflops", "train_step_flops", "model_step_flops"]
 
 #: Dense (no sparsity) bf16 tensor-core peak in TFLOP/s, from NVIDIA's datasheets. Matched in
 #: order: every token of the key must be a word of `torch.cuda.get_device_name()`.
@@ -29,7 +31,9 @@ GPU_PEAK_TFLOPS: dict[tuple[str, ...], float] = {
     ("L4",): 121.0,
     ("A10",): 125.0,
     ("T4",): 65.0,  # fp16
-    ("V100",): 125.0,  # fp16
+    ("V100", "PCIe"): 112.0,  # fp16; "Tesla V100-PCIE-32GB": lower clocks than the SXM2 board
+    ("V100S",): 130.0,  # fp16; "Tesla V100S-PCIE-32GB"
+    ("V100",): 125.0,  # fp16; SXM2 ("Tesla V100-SXM2-16GB") and SXM3
 }
 
 
@@ -40,6 +44,8 @@ def peak_tflops(device_name: str) -> float | None:
     (989.0, 312.0)
     >>> peak_tflops("NVIDIA L40S"), peak_tflops("Tesla T4"), peak_tflops("Apple M2") is None
     (362.0, 65.0, True)
+    >>> peak_tflops("Tesla V100-SXM2-16GB"), peak_tflops("Tesla V100-PCIE-32GB")
+    (125.0, 112.0)
     """
     words = set(device_name.upper().replace("-", " ").split())
     for key, tflops in GPU_PEAK_TFLOPS.items():
@@ -73,3 +79,20 @@ def train_step_flops(model: nn.Module, input_size: tuple[int, ...]) -> int:
         for m, training in modes.items():
             m.training = training
     return 3 * counter.get_total_flops() // 2
+
+
+def model_step_flops(name: str, input_size: tuple[int, ...], num_classes: int = 10) -> int:
+    """`train_step_flops` of the course model `name` built for the data (`num_classes`, and
+    ``input_size[0]`` channels where it takes them), all on the meta device: no weights are
+    allocated or initialised, so a large model costs no more than a small one.
+
+    A ValueError naming `input_size` if the model cannot take such inputs (e.g. 1 channel for
+    an RGB-only model), or naming `name` if there is no such model.
+    """
+    with torch.device("meta"):
+        model = model_for_data(name, input_size[0], num_classes)
+    try:
+        check_model_data(model, input_size, num_classes, model_name=name)
+    except ValueError as e:
+        raise ValueError(f"input_size={tuple(input_size)} does not suit {name!r}: {e}") from None
+    return train_step_flops(model, input_size)

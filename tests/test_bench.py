@@ -41,6 +41,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # stable timings on a shared
         ("NVIDIA L4", 121.0),
         ("NVIDIA L40S", 362.0),  # not L4's
         ("Tesla T4", 65.0),
+        ("Tesla V100-SXM2-16GB", 125.0),  # fp16, as T4's
+        ("Tesla V100-PCIE-32GB", 112.0),  # lower clocks than the SXM2 board
+        ("Tesla V100S-PCIE-32GB", 130.0),
         ("NVIDIA GeForce RTX 4090", None),  # unknown: no MFU rather than a wrong one
     ],
 )
@@ -165,6 +168,41 @@ def test_compile_variant_runs_once_cheaply() -> None:
 def test_unknown_model_is_named() -> None:
     with pytest.raises(ValueError, match="resnet21"):
         run_benchmark(["resnet21"], device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"steps": 0}, "steps must be an integer >= 1, got 0"),  # was: a division by zero
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        ({"warmup": -1}, "warmup must be an integer >= 0, got -1"),
+        # VGG is RGB only: a 1-channel input is refused before any benchmark runs.
+        (
+            {"models": ["resnet20", "vgg11_cifar"], "input_size": (1, 32, 32)},
+            r"input_size=\(1, 32, 32\) does not suit 'vgg11_cifar'.*first conv takes 3 channels",
+        ),
+    ],
+)
+def test_bad_arguments_are_named_before_any_benchmark(kwargs: dict, match: str, capsys) -> None:
+    with pytest.raises(ValueError, match=match):
+        run_benchmark(**{"models": ["resnet20"], "device": "cpu", **kwargs})
+    assert capsys.readouterr().out == ""  # nothing ran
+
+
+def test_flops_are_counted_on_the_meta_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the benchmarked variants build real models: counting FLOPs allocates no weights."""
+    import cnncourse.models
+
+    built, real_get_model = [], cnncourse.models.get_model
+
+    def get_model(*args: object, **kwargs: object) -> nn.Module:
+        model = real_get_model(*args, **kwargs)
+        built.append(next(model.parameters()).device.type)
+        return model
+
+    monkeypatch.setattr(cnncourse.models, "get_model", get_model)
+    run_benchmark(["resnet20"], batch_size=2, steps=1, warmup=1, device="cpu", variants=[TEXTBOOK])
+    assert built.count("cpu") == 1 and set(built) == {"cpu", "meta"}, built  # the variant's
 
 
 def test_cli_bench(tmp_path: Path, capsys) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torchvision
@@ -73,3 +74,48 @@ def test_input_the_model_refuses_is_one_clear_line(
     shape = size.replace("x", ", ")
     assert line.startswith(f"cnncourse summary: error: input_size ({shape}) does not fit ")
     assert complaint in line
+
+
+TRAIN = ["train", "lenet5", "--data", "shapes", "--epochs", "1", "--device", "cpu"]
+BENCH = ["bench", "resnet20", "--device", "cpu"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        ([*TRAIN[:4], "--epochs", "0"], "--epochs must be an integer >= 1, got 0"),
+        ([*TRAIN, "--num-images", "0"], "--num-images must be an integer >= 1, got 0"),  # not "all"
+        ([*TRAIN, "--num-images", "-5"], "--num-images must be an integer >= 1, got -5"),
+        ([*TRAIN, "--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
+        ([*TRAIN[:-1], "gpu"], "device must be 'auto', 'cuda', 'mps' or 'cpu'"),
+        ([*BENCH, "--steps", "0"], "--steps must be an integer >= 1, got 0"),
+        ([*BENCH, "--warmup", "-1"], "--warmup must be an integer >= 0, got -1"),
+        (
+            ["bench", "vgg11_cifar", "--input", "1x32x32", "--device", "cpu"],
+            "input_size=(1, 32, 32) does not suit 'vgg11_cifar': ",
+        ),
+    ],
+)
+def test_bad_options_are_one_clear_line(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    (line,) = err.splitlines()  # no traceback
+    assert line.startswith(f"cnncourse {argv[0]}: error: ") and complaint in line
+
+
+def test_resuming_another_architecture_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    ckpt = str(tmp_path / "lenet.pt")
+    args = [*TRAIN, "--num-images", "64", "--batch-size", "64", "--checkpoint", ckpt]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0  # the same architecture: resumes (nothing left to do)
+    assert "resumed from" in capsys.readouterr().out
+    args[1] = "resnet20"
+    assert main([*args, "--resume"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"checkpoint {ckpt!r} holds a model of another architecture" in line

@@ -309,6 +309,40 @@ def test_shapes_seg_masks_lie_exactly_on_shape_pixels() -> None:
     assert (m > 0).flatten(1).any(1).all()
 
 
+@pytest.mark.parametrize("make", [make_shapes, make_shapes_seg])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n": 0}, "n must be an integer >= 1, got 0"),
+        ({"n": -5}, "n must be an integer >= 1, got -5"),
+        ({"image_size": 0}, "image_size must be an integer >= 8, got 0"),
+        ({"image_size": 4}, "image_size must be an integer >= 8, got 4"),
+        ({"image_size": 32.0}, "image_size must be an integer"),
+        ({"noise": -0.1}, "noise must be >= 0"),
+        # A half-size over 0.5 x the image would draw part of the shape outside it.
+        ({"scale": (0.3, 0.6)}, r"scale must be .* <= 0\.5.*got \(0\.3, 0\.6\)"),
+        ({"scale": (0.0, 0.3)}, "scale must be"),
+        ({"scale": (0.3, 0.2)}, "scale must be"),
+    ],
+)
+def test_synthetic_refuses_bad_arguments(make, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make(**kwargs)
+
+
+def test_shapes_stay_inside_the_image_up_to_the_largest_scale() -> None:
+    """At half-size 0.5 x S a shape's box is the whole image: a disk then touches all four
+    sides, centred, and no pixel of it is lost (its area is that of a centred disk)."""
+    x, y = make_shapes(n=10, image_size=32, noise=0.0, scale=(0.5, 0.5))
+    disk = x[y == 0][0]
+    fg = (disk != disk[:, :1, :1]).any(0)  # the corner is background
+    grid = torch.arange(32) + 0.5
+    expected = ((grid[:, None] - 16) ** 2 + (grid[None, :] - 16) ** 2 <= 16**2).sum()
+    assert fg.sum() == expected and fg[0].any() and fg[-1].any() and fg[:, 0].any()
+    with pytest.raises(ValueError, match="n must be"):
+        get_dataset("shapes", n=0)  # not the whole dataset
+
+
 def test_draw_shapes_matches_its_mask() -> None:
     gen = torch.Generator().manual_seed(0)
     images, masks = torch.zeros(10, 3, 16, 16), torch.zeros(10, 16, 16, dtype=torch.long)

@@ -15,6 +15,7 @@ is deterministic: the same (seed, split) gives identical tensors.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import torch
@@ -23,7 +24,7 @@ from torch import Tensor
 from .info import SEG_SHAPE_NAMES, SHAPE_NAMES
 from .seeding import generator
 
-__all__ = ["make_shapes", "make_shapes_seg", "draw_shapes", "split_generator"]
+__all__ = ["make_shapes", "make_shapes_seg", "draw_shapes", "split_generator", "MIN_IMAGE_SIZE"]
 
 # Each shape: (u, v) -> inside?; u points right, v down; |u|, |v| <= 1 is the bounding box.
 _SHAPES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
@@ -56,12 +57,39 @@ assert tuple(_SHAPES) == SHAPE_NAMES
 
 SPLITS = ("train", "test")
 
+#: The smallest image side: at S = 8 a shape of the default scale is 3 to 6 pixels across;
+#: any smaller and its form is lost.
+MIN_IMAGE_SIZE = 8
+
 
 def split_generator(seed: int, split: str) -> torch.Generator:
     """The random stream of (seed, split): "train" and "test" never share images."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     return generator(seed, SPLITS.index(split))
+
+
+def _check(n: int, image_size: int, noise: float) -> None:
+    """ValueError naming the argument, for sizes that cannot make a meaningful data set."""
+    for name, value, least in (("n", n, 1), ("image_size", image_size, MIN_IMAGE_SIZE)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    if not noise >= 0:  # also refuses NaN
+        raise ValueError(f"noise must be >= 0 (a standard deviation), got {noise!r}")
+
+
+def _check_scale(scale: tuple[float, float]) -> None:
+    """The half-size range must keep every shape inside the image: 0 < low <= high <= 0.5.
+
+    A shape of half-size r (pixels) fits in an image of S pixels only if 2r <= S; its centre
+    is then drawn in [r, S - r]. A larger r would put part of the shape outside the image.
+    """
+    low, high = scale
+    if not 0 < low <= high <= 0.5:
+        raise ValueError(
+            f"scale must be (low, high) with 0 < low <= high <= 0.5, the shape's half-size as a "
+            f"fraction of the image (0.5: the shape spans the image), got {tuple(scale)}"
+        )
 
 
 def _backgrounds(n: int, size: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -89,8 +117,9 @@ def draw_shapes(
 
     images (N, 3, S, S) in [0, 1]; masks (N, S, S) long, set to 1 + label where the shape is drawn;
     bg (N, 3) background colours (the shape gets a contrasting colour); scale: the half-size range,
-    as fractions of S. The shape lies entirely inside the image.
+    as fractions of S, within (0, 0.5] (else ValueError). The shape lies entirely inside the image.
     """
+    _check_scale(scale)
     n, _, size, _ = images.shape
     # Random draws for every image (used or not), so that the stream does not depend on labels.
     r = size * (scale[0] + (scale[1] - scale[0]) * torch.rand(n, generator=gen))  # half-size, px
@@ -126,7 +155,12 @@ def make_shapes(
     """Classification: images (n, 3, S, S) in [0, 1], labels (n,) long in [0, 10).
 
     Classes are balanced: every class appears n // 10 or n // 10 + 1 times, in random order.
+    n >= 1, S = `image_size` >= `MIN_IMAGE_SIZE`; `noise`: the standard deviation of the pixel
+    noise; `scale`: the range of a shape's half-size, as a fraction of S (at most 0.5, so that
+    every shape lies inside the image).
     """
+    _check(n, image_size, noise)
+    _check_scale(scale)
     gen = split_generator(seed, split)
     labels = torch.arange(n) % len(SHAPE_NAMES)
     labels = labels[torch.randperm(n, generator=gen)]
@@ -149,8 +183,10 @@ def make_shapes_seg(
 
     Mask value 0 is background, 1 + k is `SEG_SHAPE_NAMES[k]`. Each image holds 1 to `max_objects`
     shapes with independent random classes; a later shape hides what it covers, in the image and
-    in the mask alike.
+    in the mask alike. The other arguments: as for `make_shapes`.
     """
+    _check(n, image_size, noise)
+    _check_scale(scale)
     if max_objects < 1:
         raise ValueError(f"max_objects must be >= 1, got {max_objects}")
     gen = split_generator(seed, split)

@@ -17,12 +17,14 @@ ValueError: model 'tiny' cannot take the inputs of dataset 'shapes', of shape (3
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
 from cnncourse.profile import meta_forward
 
-__all__ = ["output_shape", "check_model_data", "model_for_data"]
+__all__ = ["output_shape", "check_model_data", "check_loader", "check_at_least", "model_for_data"]
 
 
 def output_shape(model: nn.Module, input_size: tuple[int, ...]) -> tuple[int, ...]:
@@ -74,6 +76,41 @@ def check_model_data(
             "Build the model with num_classes (and, for segmentation, padding that keeps H x W)."
         )
     return out
+
+
+def check_loader(model: nn.Module, data: object) -> None:
+    """`check_model_data` on the first sample of `data`, when the loader shows its tensors
+    (``images`` and ``targets`` of a `cnncourse.data.DeviceLoader`, or a torch `DataLoader`'s
+    ``dataset``); a target class beyond the model's outputs is refused too. Others: no check.
+    """
+    images, targets = getattr(data, "images", None), getattr(data, "targets", None)
+    dataset = getattr(data, "dataset", None)  # a torch DataLoader
+    if images is None and dataset is not None and len(dataset) > 0:
+        x, y = dataset[0]
+        images, targets = torch.as_tensor(x)[None], torch.as_tensor(y)[None]
+    if not isinstance(images, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        return
+    if images.ndim != 4:
+        return
+    task = "segmentation" if targets.ndim == 3 else "classification"
+    out = check_model_data(model, tuple(images.shape[1:]), None, task)
+    if not targets.is_floating_point() and len(targets) and int(targets.max()) >= out[0]:
+        raise ValueError(
+            f"the data has class {int(targets.max())} but the model {type(model).__name__} "
+            f"outputs {out[0]} class scores; build it with num_classes={int(targets.max()) + 1}"
+        )
+
+
+def check_at_least(least: int, **values: int) -> None:
+    """Raise ValueError naming the first of `values` that is not an integer >= `least`.
+
+    >>> check_at_least(1, epochs=3, check_every=0)
+    Traceback (most recent call last):
+    ValueError: check_every must be an integer >= 1, got 0
+    """
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
 
 
 def model_for_data(name: str, in_channels: int, num_classes: int, **kwargs: object) -> nn.Module:

@@ -15,7 +15,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["pick_device", "amp_dtype", "autocast", "seed_everything", "AMP_DTYPES"]
+__all__ = ["pick_device", "synchronize", "amp_dtype", "autocast", "seed_everything", "AMP_DTYPES"]
 
 #: Names accepted by ``amp=``: autocast's lower-precision dtype, or None for plain fp32.
 AMP_DTYPES: dict[str | None, torch.dtype | None] = {
@@ -27,16 +27,19 @@ AMP_DTYPES: dict[str | None, torch.dtype | None] = {
 }
 
 
-def pick_device(device: str | torch.device | None = None, local_rank: int | None = None):
+def pick_device(
+    device: str | torch.device | None = None, local_rank: int | None = None
+) -> torch.device:
     """The device to train on: `device` if given ("auto" or None: the best one available).
 
     Preference: CUDA, then Apple's MPS, then the CPU. Under ``torchrun`` each process takes
-    its own GPU, ``cuda:LOCAL_RANK`` (`local_rank`, default from the environment).
+    its own GPU, ``cuda:LOCAL_RANK`` (`local_rank`, default from the environment). A name
+    torch does not know ("gpu"), or a device this machine lacks, is a ValueError naming it.
     """
     if local_rank is None:
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if device not in (None, "auto"):
-        chosen = torch.device(device)
+        chosen = _known_device(device)
         if chosen.type == "cuda" and chosen.index is None:
             chosen = torch.device("cuda", local_rank)
     elif torch.cuda.is_available():
@@ -48,6 +51,29 @@ def pick_device(device: str | torch.device | None = None, local_rank: int | None
     if chosen.type == "cuda":
         torch.cuda.set_device(chosen)  # so that NCCL and `torch.cuda.*` calls use this GPU
     return chosen
+
+
+def _known_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device, if torch knows the name and this machine has it."""
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):  # torch: "Expected one of cpu, cuda, ... device type"
+        raise ValueError(
+            f"device must be 'auto', 'cuda', 'mps' or 'cpu' (or e.g. 'cuda:1'), got {device!r}"
+        ) from None
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(chosen.type, True):
+        raise ValueError(f"device={device!r}, but this machine has no {chosen.type} device")
+    return chosen
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until `device` has done all the work queued on it (GPU calls return before the work
+    is done, so a clock read without this measures only the queueing). No-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def amp_dtype(amp: str | None) -> torch.dtype | None:

@@ -25,10 +25,10 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from cnncourse.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from cnncourse.train.checks import check_model_data
+from cnncourse.train.checkpoint import checkpoint_path, restore, rng_state, save_checkpoint
+from cnncourse.train.checks import check_at_least, check_loader
 from cnncourse.train.device import autocast, pick_device, seed_everything
-from cnncourse.train.distributed import current, setup
+from cnncourse.train.distributed import Dist, current, set_epoch, setup, split_by_sampler
 from cnncourse.train.history import History, format_row
 from cnncourse.train.step import SCHEDULERS, Meter, make_step, to_batch
 
@@ -57,18 +57,20 @@ def evaluate(
     """Mean loss and accuracy of `model` over `data`, in eval mode: ``{"loss": ., "acc": .}``.
 
     `device`: where to run (default: where the model's parameters are). Under DDP each process
-    evaluates its slice of every batch and the sums are added up over processes. What accuracy
-    means for soft targets and ignored pixels: `cnncourse.train.step.Meter`.
+    evaluates its slice of every batch (or, with a `DistributedSampler`, its own batches) and
+    the sums are added up over processes. What accuracy means for soft targets and ignored
+    pixels: `cnncourse.train.step.Meter`.
     """
     device = torch.device(device) if device else next(model.parameters()).device
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     d, meter, was_training = current(), _meter(device, loss_fn), model.training
+    slices = _slices(data, d)
     model.eval()  # batch norm uses its running statistics, dropout is off
     try:
         for x, y in data:
-            if len(x) < d.world_size:  # too small to give every process a sample
+            if len(x) < slices.world_size:  # too small to give every process a sample
                 continue
-            x, y = to_batch(x, y, device, channels_last, d)
+            x, y = to_batch(x, y, device, channels_last, slices)
             with autocast(device, amp):
                 out = model(x)
                 loss = loss_fn(out, y)
@@ -85,23 +87,11 @@ def _meter(device: torch.device, loss_fn: Callable[[Tensor, Tensor], Tensor]) ->
     return Meter(device, getattr(loss_fn, "ignore_index", None))
 
 
-def _check_data(model: nn.Module, data: Batches) -> None:
-    """Shape check on meta before training, when the loader shows its tensors."""
-    images, targets = getattr(data, "images", None), getattr(data, "targets", None)
-    dataset = getattr(data, "dataset", None)  # a torch DataLoader
-    if images is None and dataset is not None and len(dataset) > 0:
-        x, y = dataset[0]
-        images, targets = torch.as_tensor(x)[None], torch.as_tensor(y)[None]
-    if not isinstance(images, Tensor) or not isinstance(targets, Tensor) or images.ndim != 4:
-        return
-    segmentation = targets.ndim == 3
-    task = "segmentation" if segmentation else "classification"
-    out = check_model_data(model, tuple(images.shape[1:]), None, task)
-    if not targets.is_floating_point() and len(targets) and int(targets.max()) >= out[0]:
-        raise ValueError(
-            f"the data has class {int(targets.max())} but the model {type(model).__name__} "
-            f"outputs {out[0]} class scores; build it with num_classes={int(targets.max()) + 1}"
-        )
+def _slices(data: Batches, d: Dist) -> Dist:
+    """The `Dist` that `to_batch` slices `data`'s batches by: `d` (each process takes its slice
+    of every batch), or one process (no slicing) when a `DistributedSampler` already gave each
+    process batches of its own."""
+    return Dist() if split_by_sampler(data) else d
 
 
 def _show_bars(progress: bool | None) -> bool:
@@ -158,19 +148,11 @@ def fit(
     check_every: steps between reads of the running loss (progress bar, NaN check).
 
     Returns the `History`. A NaN or infinite loss raises `NonFiniteLossError` before the epoch's
-    checkpoint is written, so the last good checkpoint stays as it was.
+    checkpoint is written, so the last good checkpoint stays as it was. Bad arguments (epochs=0,
+    an unknown device, a model that cannot take the data...) raise ValueError before training.
     """
-    path = Path(checkpoint) if checkpoint is not None else None
-    if resume and path is None:
-        raise ValueError("resume=True needs checkpoint=PATH, the file of the run to continue")
-    if path is not None and path.is_dir():
-        raise ValueError(f"checkpoint={str(path)!r} is a folder; give a file path, e.g. run.pt")
-    if path is not None and path.exists() and not resume:
-        raise ValueError(
-            f"checkpoint={str(path)!r} exists: a new run would overwrite it and lose that run. "
-            "Pass resume=True to continue it, or another checkpoint path for a new run "
-            "(delete the file yourself to start over)"
-        )
+    check_at_least(1, epochs=epochs, check_every=check_every)
+    path = checkpoint_path(checkpoint, resume)
     device = pick_device(device)
     d = setup(device)
     if seed is not None:
@@ -178,7 +160,7 @@ def fit(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    _check_data(model, train_data)
+    check_loader(model, train_data)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     if optimizer is None:
         fused = True if device.type == "cuda" else None  # one kernel for all the parameters
@@ -194,19 +176,8 @@ def fit(
     say = print if progress is not False and d.is_main else lambda *a: None
 
     if resume and path is not None and path.exists():
-        state = load_checkpoint(path)
-        if scheduler is not None and state["epochs"] != epochs:
-            raise ValueError(
-                f"{path} is a run of {state['epochs']} epochs, its learning-rate schedule "
-                f"planned for that many; resume it with epochs={state['epochs']}, not {epochs}"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        for obj, key in ((scheduler, "scheduler"), (scaler, "scaler")):
-            if obj is not None and state[key] is not None:
-                obj.load_state_dict(state[key])
-        set_rng_state(state["rng"])
-        start, history = state["epoch"], History.from_dict(state["history"])
+        start, done = restore(path, epochs, model, optimizer, scheduler, scaler)
+        history = History.from_dict(done)
         say(f"resumed from {path} after epoch {start} of {epochs}")
     elif resume and path is not None:
         say(f"no checkpoint at {path} yet: starting from scratch")
@@ -217,11 +188,11 @@ def fit(
     if compile:
         net = torch.compile(net, **({"backend": compile} if isinstance(compile, str) else {}))
     step = make_step(net, optimizer, loss_fn, device, amp, scaler, scheduler)
+    slices = _slices(train_data, d)
 
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
-        if hasattr(train_data, "set_epoch"):  # the shuffle of *this* epoch, also after a resume
-            train_data.set_epoch(epoch)
+        set_epoch(train_data, epoch)  # the shuffle of *this* epoch, also after a resume
         net.train()
         meter = _meter(device, loss_fn)
         bar = tqdm(
@@ -231,9 +202,9 @@ def fit(
             disable=not (_show_bars(progress) and d.is_main),
         )
         for i, (x, y) in enumerate(train_data):
-            if len(x) < d.world_size:
+            if len(x) < slices.world_size:
                 continue
-            x, y = to_batch(x, y, device, channels_last, d)
+            x, y = to_batch(x, y, device, channels_last, slices)
             loss, out = step(x, y)
             meter.add(loss, out, y)
             bar.update()
