@@ -43,11 +43,11 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     """Return `value` as an int if it is an integer >= `minimum`, else raise a ValueError naming
     `name`. NumPy integers are accepted (`operator.index`); floats and bools are not."""
     try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)  # type: ignore[arg-type]
+        number = operator.index(value) if not isinstance(value, bool) else None  # type: ignore
     except TypeError:
-        raise ValueError(f"{name} must be an int, got {value!r} ({type(value).__name__})") from None
+        number = None
+    if number is None:
+        raise ValueError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
     if number < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {number}")
     return number
@@ -65,11 +65,8 @@ def pair(name: str, value: IntPair, minimum: int = 1) -> tuple[int, int]:
     if isinstance(value, tuple | list):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair (h, w), got {value!r}")
-        return _check_int(f"{name}[0]", value[0], minimum), _check_int(
-            f"{name}[1]", value[1], minimum
-        )
-    v = _check_int(name, value, minimum)
-    return v, v
+        return tuple(_check_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(value))
+    return (_check_int(name, value, minimum),) * 2
 
 
 # --- output sizes (one spatial dimension; apply once for H and once for W) ----------------------
