@@ -72,17 +72,18 @@ class DepthwiseSeparableConv(nn.Sequential):
     Cost for an H x W output: depthwise C_in*k*k*H*W MACs + pointwise C_in*C_out*H*W MACs,
     instead of C_in*C_out*k*k*H*W for a standard conv: a ratio of 1/C_out + 1/k^2 (chapter 8).
     Both convs are followed by BatchNorm and ReLU, as in MobileNet v1 (Howard et al., 2017).
-    Shapes: (N, in_channels, H, W) -> (N, out_channels, H/stride, W/stride).
+    Shapes (odd k, "same" padding): (N, in_channels, H, W) -> (N, out_channels, ceil(H/stride),
+    ceil(W/stride)).
     """
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1
     ) -> None:
         super().__init__(
-            ConvBNReLU(
-                in_channels, in_channels, kernel_size, stride, groups=in_channels
-            ),  # depthwise
-            ConvBNReLU(in_channels, out_channels, kernel_size=1),  # pointwise: mixes channels
+            # depthwise: one k x k filter per channel, (N, C_in, H, W) -> (N, C_in, H/s, W/s)
+            ConvBNReLU(in_channels, in_channels, kernel_size, stride, groups=in_channels),
+            # pointwise: a 1x1 conv mixes the channels, (N, C_in, ., .) -> (N, C_out, ., .)
+            ConvBNReLU(in_channels, out_channels, kernel_size=1),
         )
 
 
