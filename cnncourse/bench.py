@@ -4,29 +4,37 @@
 textbooks write it and the loop with every trick of a fast one, then each trick taken away in
 turn (an ablation):
 
-- textbook: fp32, NCHW, a torch `DataLoader` over a `TensorDataset` (one Python `__getitem__`
-  per image, then a host-to-device copy per batch);
+- textbook: PyTorch's defaults (fp32, NCHW), a torch `DataLoader` over a `TensorDataset` (one
+  Python `__getitem__` per image, then a host-to-device copy per batch);
 - optimised: data resident on the device (`cnncourse.data.DeviceLoader`: one gather per batch),
   bf16 autocast (tensor cores; fp16 with loss scaling on GPUs without bf16), channels_last
   (NHWC, the layout tensor-core convolutions want), `torch.compile` (fused elementwise ops, fewer
-  kernel launches) and a fused optimizer (`SGD(fused=True)`: one kernel updates every weight).
+  kernel launches), a fused optimizer (`SGD(fused=True)`: one kernel updates every weight) and,
+  on CUDA, cuDNN's autotuner (``torch.backends.cudnn.benchmark = True``: per input shape, cuDNN
+  times its convolution algorithms and keeps the fastest; the caller's setting comes back after).
+
+"fp32" is not always fp32: on GPUs since Ampere, PyTorch runs fp32 convolutions in TF32 on the
+tensor cores by default (``torch.backends.cudnn.allow_tf32`` is True; matmuls stay fp32, as
+``torch.get_float32_matmul_precision()`` is "highest"). There the textbook loop is "fp32 (TF32
+convs)" and the "no bf16" row compares bf16 with TF32. Each result says what its convolutions
+and matmuls ran in (`math`, from `cnncourse.train.device.math_mode`), and so does the table.
+For true fp32, set ``torch.backends.cudnn.allow_tf32 = False`` first.
 
 Every variant runs `make_step`, the step `cnncourse.train.fit` runs. Warm-up steps (compilation,
-cuDNN's algorithm search, the allocator's first allocations) are not timed; the GPU is
-synchronised before reading the clock, since CUDA calls return before the work is done.
+cuDNN's autotuning, the allocator's first allocations) are not timed; the GPU is synchronised
+before reading the clock, since CUDA calls return before the work is done.
 
 Reported per variant: images/s, time per step, peak memory (CUDA), achieved TFLOP/s and MFU
 (model FLOPs utilisation). A training step costs about 3 forward passes (the backward pass
 computes gradients with respect to both inputs and weights, two products of the forward's size
 each), and FLOPs = 2 x MACs, so a step on a batch of B is 6 x MACs x B FLOPs
-(`cnncourse.mfu.train_step_flops`). The MACs are those of the *training-mode* forward:
-GoogLeNet's and Inception-v3's auxiliary heads run only in training, and
-`cnncourse.profile.count_macs`, which counts the eval-mode forward, would leave them out.
+(`cnncourse.mfu.train_step_flops`), MACs of the *training-mode* forward: GoogLeNet's auxiliary
+heads, which run only in training, count (`cnncourse.profile.count_macs`, eval mode, omits them).
 
 MFU divides the achieved rate by the GPU's dense bf16 peak, looked up by name in
 `cnncourse.mfu.GPU_PEAK_TFLOPS`, for every variant: the fp32 ones ("textbook", "no bf16") too,
-although fp32 runs at a fraction of that peak, so their MFU shows what they leave unused. An
-unknown GPU (or a CPU) gets no MFU, and says so.
+although fp32 (TF32 too) runs at a fraction of that peak, so their MFU shows what they leave
+unused. An unknown GPU (or a CPU) gets no MFU, and says so.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from cnncourse.data import DeviceLoader
 from cnncourse.mfu import model_step_flops, peak_tflops
 from cnncourse.train.checks import check_at_least, model_for_data
-from cnncourse.train.device import pick_device, synchronize
+from cnncourse.train.device import cudnn_benchmark, math_mode, pick_device, synchronize
 from cnncourse.train.distributed import Dist
 from cnncourse.train.step import make_step, to_batch
 
@@ -62,7 +70,8 @@ DEFAULT_MODELS = ("resnet18_cifar", "vgg11_cifar", "densenet_bc_100_12")
 
 @dataclass(frozen=True)
 class Variant:
-    """One way to run the training loop. `compile`: True, or the name of a compile backend."""
+    """One way to run the training loop. `compile`: True, or the name of a compile backend;
+    `cudnn_benchmark`: the value of ``torch.backends.cudnn.benchmark`` while it runs."""
 
     name: str
     device_data: bool = False
@@ -70,25 +79,30 @@ class Variant:
     channels_last: bool = False
     compile: bool | str = False
     fused: bool = False
+    cudnn_benchmark: bool = False
 
 
 TEXTBOOK = Variant("textbook")
-OPTIMISED = Variant("optimised", True, "bf16", True, True, True)
+OPTIMISED = Variant("optimised", True, "bf16", True, True, True, True)
 
 
-def default_variants(compile: bool | str = True) -> list[Variant]:
+def default_variants(compile: bool | str = True, cudnn_benchmark: bool = True) -> list[Variant]:
     """Textbook, optimised, then the optimised loop without each trick in turn.
 
     ``compile=False`` (the default on a CPU, where compiling costs more than it saves in a short
-    run) leaves compilation out of every variant.
+    run) leaves compilation out of every variant; ``cudnn_benchmark=False`` (the default on a
+    CPU, which has no cuDNN) leaves the autotuner out.
     """
-    best = replace(OPTIMISED, compile=compile)
+    best = replace(OPTIMISED, compile=compile, cudnn_benchmark=cudnn_benchmark)
     ablations = [
         replace(best, name="no device data", device_data=False),
         replace(best, name="no bf16", amp=None),
         replace(best, name="no channels_last", channels_last=False),
         replace(best, name="no compile", compile=False) if compile else None,
         replace(best, name="no fused SGD", fused=False),
+        replace(best, name="no cudnn.benchmark", cudnn_benchmark=False)
+        if cudnn_benchmark
+        else None,
     ]
     return [TEXTBOOK, best, *(a for a in ablations if a is not None)]
 
@@ -97,12 +111,14 @@ def default_variants(compile: bool | str = True) -> list[Variant]:
 class BenchResult:
     """Measurements of one variant; None where not measurable (memory on CPU, MFU unknown).
 
+    math: what its convolutions and matmuls computed in (`math_mode`), e.g. "fp32 (TF32 convs)";
     flops_per_step: FLOPs of one step on the whole batch (`train_step_flops` x batch size);
     tflops: their rate, in TFLOP/s; mfu: that rate over the GPU's dense bf16 peak.
     """
 
     model: str
     variant: str
+    math: str
     device: str
     batch_size: int
     steps: int
@@ -176,6 +192,7 @@ def _bench_variant(
     return BenchResult(
         model=name,
         variant=v.name if amp == v.amp else f"{v.name} ({amp})",
+        math=math_mode(device, amp),  # the TF32 flags as they are now, while the variant runs
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
         batch_size=batch_size,
         steps=steps,
@@ -213,9 +230,9 @@ def run_benchmark(
     check_at_least(0, warmup=warmup)
     flops = {name: model_step_flops(name, tuple(input_size), num_classes) for name in models}
     device = pick_device(device)
-    if compile is None:
-        compile = device.type == "cuda"
-    variants = list(variants) if variants is not None else default_variants(compile)
+    cuda = device.type == "cuda"
+    compile = cuda if compile is None else compile
+    variants = list(variants) if variants is not None else default_variants(compile, cuda)
     gen = torch.Generator().manual_seed(0)
     n = batch_size * min(steps + warmup, 20)  # the loaders cycle over it
     data = (
@@ -228,20 +245,23 @@ def run_benchmark(
         for v in variants:
             if progress:
                 print(f"bench {name}: {v.name} ...", flush=True)
-            r = _bench_variant(name, v, data, build, flops[name], batch_size, steps, warmup, device)
+            with cudnn_benchmark(v.cudnn_benchmark):
+                r = _bench_variant(
+                    name, v, data, build, flops[name], batch_size, steps, warmup, device
+                )
             results.append(r)
             gc.collect()  # free this variant's model and optimizer before the next
-            if device.type == "cuda":
+            if cuda:
                 torch.cuda.empty_cache()
     return results
 
 
 def format_table(results: Sequence[BenchResult], markdown: bool = False) -> str:
-    """A table per model: images/s, speed-up vs the first variant, ms/step, MiB, TFLOP/s, MFU.
+    """A table per model: math, images/s, speed-up vs the first row, ms/step, MiB, TFLOP/s, MFU.
 
     Above each table: the setting, the FLOPs per step, and the peak the MFU is taken against.
     """
-    head = ("variant", "images/s", "speed-up", "ms/step", "peak MiB", "TFLOP/s", "MFU")
+    head = ("variant", "math", "images/s", "speed-up", "ms/step", "peak MiB", "TFLOP/s", "MFU")
     out = []
     for model in dict.fromkeys(r.model for r in results):
         rows = [r for r in results if r.model == model]
@@ -262,6 +282,7 @@ def format_table(results: Sequence[BenchResult], markdown: bool = False) -> str:
         cells = [head] + [
             (
                 r.variant,
+                r.math,
                 f"{r.images_per_s:,.0f}",
                 f"{r.images_per_s / first.images_per_s:.2f}x",
                 f"{r.step_ms:.2f}",
@@ -277,19 +298,14 @@ def format_table(results: Sequence[BenchResult], markdown: bool = False) -> str:
 
 
 def _text(cells: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    aligned = [
-        [
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        for row in cells
-    ]
-    lines = ["  ".join(row) for row in aligned]
+    """Columns as wide as their widest cell: the words (variant, math) flush left, numbers right."""
+    widths = [max(map(len, column)) for column in zip(*cells, strict=True)]
+    pad = [str.ljust] * 2 + [str.rjust] * (len(widths) - 2)
+    lines = ["  ".join(f(c, w) for f, c, w in zip(pad, row, widths, strict=True)) for row in cells]
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
 
 
 def _markdown(cells: list[tuple[str, ...]]) -> str:
     lines = ["| " + " | ".join(row) + " |" for row in cells]
-    lines.insert(1, "|" + "|".join([":---"] + ["---:"] * (len(cells[0]) - 1)) + "|")
+    lines.insert(1, "|" + "|".join([":---"] * 2 + ["---:"] * (len(cells[0]) - 2)) + "|")
     return "\n".join(lines)

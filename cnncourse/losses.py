@@ -6,10 +6,15 @@ a weight
     w(x) = w_c(x) + w0 * exp(-(d1(x) + d2(x))^2 / (2 sigma^2)),     w0 = 10, sigma = 5 px
 
 - w_c balances the classes: a class covering few pixels gets a larger weight (here sklearn's
-  "balanced" weights, n_pixels / (n_classes_present * n_pixels_of_class), so the mean is 1);
+  "balanced" weights, n_pixels / (n_classes_present * n_pixels_of_class), so the mean is 1;
+  unlabelled pixels, ``ignore_index``, get weight 0 and are not counted);
 - d1 and d2 are the distances to the nearest and the second-nearest object. Background pixels in
   a narrow gap between two objects have d1 + d2 small and get up to w0 + w_c: the net is pushed
   to separate touching objects instead of merging them into one blob.
+
+The loss is the *mean* of w(x) * cross-entropy(x) over the labelled pixels (`pixel_cross_entropy`),
+where the paper writes a sum: the same gradients up to a constant factor, and a loss that does
+not grow with the image size, so a learning rate carries over between tile sizes.
 
 Everything is computed in torch (no SciPy): objects are connected components of the mask,
 found by label propagation (`connected_components`), and d1, d2 come from an exact Euclidean
@@ -97,43 +102,55 @@ def unet_weight_map(
     sigma: float = 5.0,
     instances: Tensor | None = None,
     class_balance: bool = True,
+    ignore_index: int = -100,
 ) -> Tensor:
     """U-Net's per-pixel loss weights for a class mask (H, W) or a batch (N, H, W): float.
 
     `instances`: object ids (same shape, 0 = background) when the objects are known; by default
     the connected components of each class (`connected_components`). ``class_balance=False``:
-    w_c = 1. Fewer than two objects: no border term.
+    w_c = 1. Fewer than two objects: no border term. Pixels equal to `ignore_index` (unlabelled)
+    get weight 0, count in no class, and are background for the objects and distances.
     """
+    labelled = mask != ignore_index
+    if instances is None:  # for the whole batch at once; unlabelled pixels are background
+        instances = connected_components(torch.where(labelled, mask, 0))
     if mask.ndim == 3:
-        labels = connected_components(mask) if instances is None else instances
         maps = [
-            unet_weight_map(m, w0, sigma, i, class_balance)
-            for m, i in zip(mask, labels, strict=True)
+            unet_weight_map(m, w0, sigma, i, class_balance, ignore_index)
+            for m, i in zip(mask, instances, strict=True)
         ]
         return torch.stack(maps)
-    weight = torch.ones(mask.shape, device=mask.device)
+    mask = torch.where(labelled, mask, 0)
+    weight = labelled.float()  # w_c = 1 on labelled pixels, 0 on the others
     if class_balance:
-        counts = torch.bincount(mask.flatten()).float()
-        present = (counts > 0).sum()
-        weight = (mask.numel() / (present * counts.clamp(min=1)))[mask]
-    labels = connected_components(mask) if instances is None else instances
-    k = int(labels.max())
+        counts = torch.bincount(mask[labelled], minlength=int(mask.max()) + 1).float()
+        present = (counts > 0).sum().clamp(min=1)
+        weight = weight * (labelled.sum() / (present * counts.clamp(min=1)))[mask]
+    k = int(instances.max())
     if k >= 2:
-        objects = labels[None] == torch.arange(1, k + 1, device=mask.device)[:, None, None]
+        objects = instances[None] == torch.arange(1, k + 1, device=mask.device)[:, None, None]
         d1, d2 = distance_transform(objects).topk(2, dim=0, largest=False).values  # (H, W) each
         border = w0 * torch.exp(-((d1 + d2) ** 2) / (2 * sigma**2))
-        weight = weight + torch.where(labels == 0, border, 0.0)
+        weight = weight + torch.where((instances == 0) & labelled, border, 0.0)
     return weight
 
 
-def pixel_cross_entropy(logits: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
-    """Mean over pixels of ``weight * -log softmax(logits)[target]``.
+def pixel_cross_entropy(
+    logits: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100
+) -> Tensor:
+    """Mean over the labelled pixels of ``weight * -log softmax(logits)[target]``.
 
-    logits (N, C, H, W); target (N, H, W) class indices; weight (N, H, W) or None (all ones,
-    which is `F.cross_entropy`).
+    logits (N, C, H, W); target (N, H, W) class indices, `ignore_index` where unlabelled (those
+    pixels add nothing and are not counted); weight (N, H, W) or None (all ones, which is
+    ``F.cross_entropy(logits, target, ignore_index=ignore_index)``). Divided by the number of
+    labelled pixels, so it is the paper's sum (eq. 1) up to a constant factor; not by the
+    weights' sum, which would make it a weighted average (what `F.cross_entropy` computes with
+    its class weights, ``weight=``).
     """
-    loss = F.cross_entropy(logits, target, reduction="none")  # (N, H, W)
-    return loss.mean() if weight is None else (weight * loss).mean()
+    loss = F.cross_entropy(logits, target, reduction="none", ignore_index=ignore_index)
+    if weight is not None:
+        loss = weight * loss  # (N, H, W); 0 at unlabelled pixels either way
+    return loss.sum() / (target != ignore_index).sum()
 
 
 class BorderWeightedCrossEntropy(nn.Module):
@@ -141,14 +158,24 @@ class BorderWeightedCrossEntropy(nn.Module):
 
     A drop-in ``loss_fn(logits, masks)`` for `cnncourse.train.fit`. The weights depend only on
     the masks, so for a fixed dataset they could be computed once; computing them per batch
-    keeps them right under augmentation (crops and flips move the borders).
+    keeps them right under augmentation (crops and flips move the borders). `ignore_index`:
+    the mask value of unlabelled pixels (e.g. 2 for the Oxford pets' uncertain border band).
     """
 
-    def __init__(self, w0: float = 10.0, sigma: float = 5.0, class_balance: bool = True) -> None:
+    def __init__(
+        self,
+        w0: float = 10.0,
+        sigma: float = 5.0,
+        class_balance: bool = True,
+        ignore_index: int = -100,
+    ) -> None:
         super().__init__()
         self.w0, self.sigma, self.class_balance = w0, sigma, class_balance
+        self.ignore_index = ignore_index  # `fit`'s pixel accuracy leaves these pixels out too
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         with torch.no_grad():
-            weight = unet_weight_map(target, self.w0, self.sigma, class_balance=self.class_balance)
-        return pixel_cross_entropy(logits, target, weight)
+            weight = unet_weight_map(
+                target, self.w0, self.sigma, None, self.class_balance, self.ignore_index
+            )
+        return pixel_cross_entropy(logits, target, weight, self.ignore_index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+import cnncourse.bench
 from cnncourse.bench import (
     TEXTBOOK,
     BenchResult,
@@ -24,6 +26,7 @@ from cnncourse.mfu import peak_tflops, train_step_flops
 from cnncourse.models import get_model
 from cnncourse.plot import plot_bench
 from cnncourse.profile import count_macs
+from cnncourse.train.device import math_mode
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # stable timings on a shared CPU
 
@@ -52,7 +55,6 @@ def test_gpu_peaks_by_name(name: str, tflops: float | None) -> None:
 
 
 def test_docstring_examples() -> None:
-    import cnncourse.bench
     import cnncourse.mfu
 
     assert doctest.testmod(cnncourse.bench).failed == 0
@@ -62,17 +64,18 @@ def test_docstring_examples() -> None:
 
 def test_variants_turn_one_trick_off_each() -> None:
     names = [v.name for v in default_variants(compile=True)]
-    assert names[:2] == ["textbook", "optimised"] and "no compile" in names
+    assert names[:2] == ["textbook", "optimised"]
+    assert "no compile" in names and "no cudnn.benchmark" in names
     textbook, best, *ablations = default_variants(compile=True)
-    assert textbook == Variant("textbook")
+    assert textbook == Variant("textbook") and best.cudnn_benchmark
+    tricks = ("device_data", "amp", "channels_last", "compile", "fused", "cudnn_benchmark")
     for v in ablations:  # differs from the optimised loop in exactly one field (and the name)
-        diff = [
-            f
-            for f in ("device_data", "amp", "channels_last", "compile", "fused")
-            if getattr(v, f) != getattr(best, f)
-        ]
+        diff = [f for f in tricks if getattr(v, f) != getattr(best, f)]
         assert len(diff) == 1, v
-    assert "no compile" not in [v.name for v in default_variants(compile=False)]
+    assert len(ablations) == len(tricks)  # one row per trick
+    cpu = default_variants(compile=False, cudnn_benchmark=False)  # no cuDNN on a CPU
+    assert not {"no compile", "no cudnn.benchmark"} & {v.name for v in cpu}
+    assert not any(v.cudnn_benchmark for v in cpu)
 
 
 def measured_step_flops(name: str, batch_size: int) -> int:
@@ -113,16 +116,24 @@ def test_flops_count_what_only_training_runs() -> None:
 
 def test_cpu_benchmark_reports_every_variant(tmp_path: Path) -> None:
     results = run_benchmark(["resnet20"], batch_size=4, steps=2, warmup=1, device="cpu")
-    assert [r.variant for r in results] == [v.name for v in default_variants(compile=False)]
-    for r in results:
+    expected = default_variants(compile=False, cudnn_benchmark=False)
+    assert [r.variant for r in results] == [v.name for v in expected]
+    for r, v in zip(results, expected, strict=True):
         assert r.device == "cpu" and r.images_per_s > 0 and r.peak_mem_mib is None
         assert r.mfu is None  # no peak for a CPU
         assert r.images_per_s == pytest.approx(4 / (r.step_ms / 1e3))
+        assert r.math == ("bf16 autocast" if v.amp == "bf16" else "fp32")  # PyTorch's defaults
     text = format_table(results)
     assert "MFU not reported" in text and "textbook" in text and "1.00x" in text
     assert f"{results[0].flops_per_step / 1e9:.3g} GFLOP per step" in text
+    rows = {line.split("  ")[0].strip(): line for line in text.splitlines()[4:]}
+    assert rows.keys() == {r.variant for r in results}
+    assert all(f" {r.math} " in rows[r.variant] for r in results)  # each row says its math
     md = format_table(results, markdown=True).splitlines()
-    assert md[2].startswith("| variant |") and md[3].startswith("|:---|")
+    assert md[2].startswith("| variant | math |") and md[3].startswith("|:---|:---|")
+    assert md[4].startswith("| textbook | fp32 |") and md[5].startswith(
+        "| optimised | bf16 autocast |"
+    )
     fig = plot_bench(results)
     assert isinstance(fig, Figure)
     fig.savefig(tmp_path / "bench.png")
@@ -132,6 +143,7 @@ def test_table_says_mfu_is_against_the_bf16_peak_for_fp32_too() -> None:
     fp32 = BenchResult(
         model="resnet20",
         variant="textbook",
+        math="fp32 (TF32 convs)",
         device="NVIDIA H100 80GB HBM3",
         batch_size=512,
         steps=50,
@@ -143,9 +155,68 @@ def test_table_says_mfu_is_against_the_bf16_peak_for_fp32_too() -> None:
         mfu=2.44 / 989,
         warmup_s=1.0,
     )
-    title, note, *_ = format_table([fp32]).splitlines()
+    title, note, head, _, row = format_table([fp32]).splitlines()
     assert "125 GFLOP per step" in title
     assert "bf16 peak, 989 TFLOP/s" in note and "fp32" in note
+    assert head.split() == ["variant", "math", "images/s", "speed-up", "ms/step", "peak", "MiB",
+                            "TFLOP/s", "MFU"]  # fmt: skip
+    assert row.startswith("textbook  fp32 (TF32 convs)  ")
+
+
+@pytest.fixture
+def float32_flags() -> Iterator[None]:
+    """Give back PyTorch's fp32 precision flags, whatever the test set (the legacy setters set
+    every operation's flag: mixed per-operation flags make the legacy getters raise)."""
+    matmul, tf32 = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    yield
+    torch.set_float32_matmul_precision(matmul)
+    torch.backends.cudnn.allow_tf32 = tf32
+
+
+@pytest.mark.usefixtures("float32_flags")
+def test_math_mode_says_when_fp32_runs_in_tf32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a (pretended) H100, PyTorch's defaults give TF32 convolutions and fp32 matmuls."""
+    gpu = torch.device("cuda", 0)
+    capability = (9, 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert torch.backends.cudnn.allow_tf32 and torch.get_float32_matmul_precision() == "highest"
+    assert math_mode(gpu, None) == "fp32 (TF32 convs)"
+    assert math_mode(gpu, "bf16") == "bf16 autocast" and math_mode(gpu, "fp16") == "fp16 autocast"
+    torch.set_float32_matmul_precision("high")  # TF32 for matmuls too
+    assert math_mode(gpu, None) == "fp32 (TF32 convs, TF32 matmuls)"
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False  # the legacy switch: true fp32
+    assert math_mode(gpu, "fp32") == "fp32"
+    torch.backends.cudnn.conv.fp32_precision = "tf32"  # the per-operation one
+    assert math_mode(gpu, None) == "fp32 (TF32 convs)"
+    capability = (7, 0)  # a V100: no TF32, whatever the flags say
+    assert math_mode(gpu, None) == "fp32"
+    torch.set_float32_matmul_precision("medium")  # on a CPU: oneDNN may compute in bf16
+    assert math_mode(torch.device("cpu"), None) == "fp32 (bf16 matmuls)"
+
+
+def test_cudnn_benchmark_is_set_per_variant_then_restored(monkeypatch) -> None:
+    seen, real_make_step = [], cnncourse.bench.make_step
+
+    def make_step(*args: object, **kwargs: object) -> object:
+        seen.append(torch.backends.cudnn.benchmark)  # as the variant's steps will run
+        return real_make_step(*args, **kwargs)
+
+    monkeypatch.setattr(cnncourse.bench, "make_step", make_step)
+    tuned = Variant("tuned", cudnn_benchmark=True)
+    for caller in (False, True):
+        monkeypatch.setattr(torch.backends.cudnn, "benchmark", caller)
+        run_benchmark(
+            ["resnet20"],
+            2,
+            steps=1,
+            warmup=0,
+            device="cpu",
+            variants=[tuned, TEXTBOOK],
+            progress=False,
+        )
+        assert torch.backends.cudnn.benchmark is caller  # the caller's setting, back
+    assert seen == [True, False] * 2
 
 
 def test_compile_variant_runs_once_cheaply() -> None:

@@ -1,4 +1,4 @@
-"""`cnncourse.train` and `cnncourse.losses`: convergence, determinism, resume, NaN, DDP, checks."""
+"""`cnncourse.train`: convergence, determinism, resume, NaN, DDP, checks (losses: test_losses)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from cnncourse.cli import main
 from cnncourse.data import DATASETS, DeviceLoader, get_dataset, to_tensors
-from cnncourse.losses import (
-    BorderWeightedCrossEntropy,
-    connected_components,
-    distance_transform,
-    unet_weight_map,
-)
+from cnncourse.losses import BorderWeightedCrossEntropy
 from cnncourse.models import get_model
 from cnncourse.profile import count_params
 from cnncourse.train import (
@@ -33,6 +29,7 @@ from cnncourse.train import (
     evaluate,
     fit,
     load_checkpoint,
+    pick_device,
     save_checkpoint,
 )
 from cnncourse.train import checkpoint as checkpoint_module
@@ -188,21 +185,34 @@ class CrashingLoader:
             yield batch
 
 
-def test_resumed_run_continues_exactly_where_it_stopped(tmp_path: Path) -> None:
-    straight, h_straight = run(epochs=4, checkpoint=tmp_path / "a.pt")
+@pytest.mark.parametrize("amp", [None, "fp16"])
+def test_resumed_run_continues_exactly_where_it_stopped(tmp_path: Path, amp: str | None) -> None:
+    """fp16 (autocast with a `GradScaler`, on the CPU here) too: the checkpoint holds the
+    scaler's state, the scale and the count of steps since it last changed, and the resumed
+    run restores it, so the scale grows (or backs off) at the same step as without the crash."""
+    straight, h_straight = run(epochs=4, checkpoint=tmp_path / "a.pt", amp=amp)
+    assert all(math.isfinite(loss) for loss in h_straight.train_loss)
 
     ckpt = tmp_path / "b.pt"
     crashing = CrashingLoader(shapes(256, augment=True), crash_epoch=2)
     with pytest.raises(KeyboardInterrupt):
-        run(epochs=4, checkpoint=ckpt, train=crashing)
-    assert load_checkpoint(ckpt)["epoch"] == 2  # the last complete epoch
+        run(epochs=4, checkpoint=ckpt, train=crashing, amp=amp)
+    saved = load_checkpoint(ckpt)
+    assert saved["epoch"] == 2  # the last complete epoch
+    if amp == "fp16":  # 2 epochs, no step skipped: the scale is still the initial 2^16
+        steps = 2 * len(crashing)
+        assert saved["scaler"]["scale"] == 2.0**16 and saved["scaler"]["_growth_tracker"] == steps
+    else:
+        assert saved["scaler"] is None
 
     # A new process would build a new model (other initial weights) and call fit again.
-    resumed, h_resumed = run(seed=0, epochs=4, checkpoint=ckpt, resume=True)
+    resumed, h_resumed = run(seed=0, epochs=4, checkpoint=ckpt, resume=True, amp=amp)
     assert same_weights(resumed, straight)
     assert without_time(h_resumed) == without_time(h_straight)
     assert h_resumed.epoch == [1, 2, 3, 4]
-    assert same_weights(load_checkpoint(ckpt)["model"], load_checkpoint(tmp_path / "a.pt")["model"])
+    end, end_straight = load_checkpoint(ckpt), load_checkpoint(tmp_path / "a.pt")
+    assert same_weights(end["model"], end_straight["model"])
+    assert end["scaler"] == end_straight["scaler"]  # not restored: it would count half the steps
 
 
 def test_an_existing_checkpoint_is_never_overwritten_by_a_new_run(tmp_path: Path) -> None:
@@ -314,6 +324,74 @@ def test_history_round_trip_best_and_plot() -> None:
     assert "epoch 2" in str(history)
     fig = history.plot()
     assert isinstance(fig, Figure) and len(fig.axes) == 2
+
+
+def test_a_second_fit_with_the_same_seed_replays_the_same_shuffles() -> None:
+    """As fit's docstring says: the same `seed` replays a `DataLoader`'s shuffle; a
+    `DeviceLoader`'s comes from its own seed (and the epoch, which every `fit` starts at 0)."""
+    x = torch.randn(64, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    ids = torch.arange(64)  # the targets are the samples' ids: the loss sees the order
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 64))
+
+    def order(loader: Iterable, seed: int) -> list[int]:
+        seen: list[int] = []
+
+        def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            seen.extend(y.tolist())
+            return nn.functional.cross_entropy(out, y)
+
+        fit(model, loader, epochs=1, seed=seed, loss_fn=loss_fn, progress=False)
+        return seen
+
+    loader = DataLoader(TensorDataset(x, ids), batch_size=16, shuffle=True)
+    first, again, other = order(loader, 0), order(loader, 0), order(loader, 1)
+    assert sorted(first) == list(range(64)) and first == again and first != other
+    device_loader = DeviceLoader(x, ids, batch_size=16)
+    assert order(device_loader, 0) == order(device_loader, 1)  # fit's seed does not matter
+    assert order(DeviceLoader(x, ids, 16, seed=1), 0) != order(device_loader, 0)
+
+
+# --- device choice --------------------------------------------------------------------------
+
+
+def pretend_machine(monkeypatch: pytest.MonkeyPatch, cuda: bool, mps: bool) -> list:
+    """Make torch see (or not) a GPU and Apple's MPS; returns the devices passed to
+    `torch.cuda.set_device`, recorded instead of set."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)  # not under torchrun
+    set_device: list = []
+    monkeypatch.setattr(torch.cuda, "set_device", set_device.append)
+    return set_device
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "best"),
+    [(True, True, "cuda:0"), (True, False, "cuda:0"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_the_best_available_device_is_chosen(monkeypatch, cuda: bool, mps: bool, best: str) -> None:
+    set_device = pretend_machine(monkeypatch, cuda, mps)
+    assert pick_device() == pick_device("auto") == torch.device(best)
+    assert pick_device("cpu") == torch.device("cpu")  # asked for: always there
+    assert set_device == ([torch.device(best)] * 2 if cuda else [])  # later calls use that GPU
+    if cuda:  # under torchrun, each process takes the GPU of its LOCAL_RANK
+        monkeypatch.setenv("LOCAL_RANK", "1")
+        assert pick_device() == pick_device("cuda") == torch.device("cuda", 1)
+        assert pick_device("cuda:0") == torch.device("cuda", 0)  # an explicit index wins
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "asked"),
+    [(False, False, "cuda"), (False, True, "cuda:1"), (False, False, "mps"), (True, False, "mps")],
+)
+def test_a_missing_device_is_a_value_error_naming_it(monkeypatch, cuda, mps, asked) -> None:
+    set_device = pretend_machine(monkeypatch, cuda, mps)
+    kind = asked.split(":")[0]
+    with pytest.raises(ValueError, match=rf"device='{asked}', but this machine has no {kind} "):
+        pick_device(asked)
+    with pytest.raises(ValueError, match=rf"device='{asked}'"):
+        fit(tiny_cnn(), shapes(64), device=asked, progress=False)
+    assert set_device == []
 
 
 # --- bad input: named, before training ------------------------------------------------------
@@ -433,39 +511,6 @@ def test_pixel_accuracy_leaves_out_the_pixels_the_loss_ignores() -> None:
 
 
 # --- segmentation: U-Net's weights, same loop -------------------------------------------------
-
-
-def test_distance_transform_is_exact() -> None:
-    gen = torch.Generator().manual_seed(0)
-    feature = torch.rand(3, 9, 13, generator=gen) < 0.1
-    feature[:, 4, 6] = True  # at least one pixel per map
-    got = distance_transform(feature)
-    ys, xs = torch.meshgrid(torch.arange(9.0), torch.arange(13.0), indexing="ij")
-    grid = torch.stack([ys.flatten(), xs.flatten()], 1)  # (H*W, 2)
-    for f, d in zip(feature, got, strict=True):
-        brute = torch.cdist(grid, grid[f.flatten()]).amin(1).view(9, 13)
-        torch.testing.assert_close(d, brute)
-
-
-def test_objects_and_border_weights() -> None:
-    mask = torch.zeros(20, 30, dtype=torch.long)
-    mask[5:15, 2:12] = 1
-    mask[5:15, 14:24] = 1  # same class, a 2-pixel gap: two objects
-    mask[16:19, 2:6] = 2
-    mask[16:19, 6:9] = 1  # touching, but another class: two objects
-    labels = connected_components(mask)
-    assert labels.max() == 4 and labels[5, 2] != labels[5, 14] and labels[17, 5] != labels[17, 6]
-    assert connected_components(torch.ones(4, 4, dtype=torch.long)).unique().tolist() == [1]
-
-    w = unet_weight_map(mask, class_balance=False)
-    # In the gap (columns 12, 13): d1 = 1, d2 = 2 (the other side); far away: no border term.
-    assert w[10, 12] == pytest.approx(1 + 10 * math.exp(-((1 + 2) ** 2) / (2 * 5**2)))
-    assert w[0, 29] == pytest.approx(1.0, abs=1e-3) and w[10, 5] == 1.0  # inside: w_c only
-    alone = torch.zeros(20, 30, dtype=torch.long)
-    alone[5:15, 2:12] = 1
-    balanced = unet_weight_map(alone)  # one object: class balance only, mean 1
-    assert balanced.mean() == pytest.approx(1.0) and balanced[10, 5] > balanced[0, 0]
-    assert unet_weight_map(torch.stack([mask, alone])).shape == (2, 20, 30)
 
 
 def test_unet_trains_with_border_weights_in_the_same_loop() -> None:

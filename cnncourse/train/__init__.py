@@ -24,7 +24,7 @@ much); ``checkpoint="run.pt", resume=True`` survives an interruption.
 
 from cnncourse.train.checkpoint import load_checkpoint, save_checkpoint
 from cnncourse.train.checks import check_model_data, output_shape
-from cnncourse.train.device import amp_dtype, pick_device, seed_everything
+from cnncourse.train.device import amp_dtype, math_mode, pick_device, seed_everything
 from cnncourse.train.history import History
 from cnncourse.train.loop import NonFiniteLossError, evaluate, fit
 from cnncourse.train.step import SCHEDULERS, make_step
@@ -38,6 +38,7 @@ __all__ = [
     "SCHEDULERS",
     "pick_device",
     "amp_dtype",
+    "math_mode",
     "seed_everything",
     "check_model_data",
     "output_shape",

@@ -4,6 +4,8 @@
 device(type='cpu')
 >>> amp_dtype("bf16")
 torch.bfloat16
+>>> math_mode(torch.device("cpu"), None), math_mode(torch.device("cpu"), "bf16")
+('fp32', 'bf16 autocast')
 """
 
 from __future__ import annotations
@@ -11,11 +13,21 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["pick_device", "synchronize", "amp_dtype", "autocast", "seed_everything", "AMP_DTYPES"]
+__all__ = [
+    "pick_device",
+    "synchronize",
+    "amp_dtype",
+    "autocast",
+    "math_mode",
+    "cudnn_benchmark",
+    "seed_everything",
+    "AMP_DTYPES",
+]
 
 #: Names accepted by ``amp=``: autocast's lower-precision dtype, or None for plain fp32.
 AMP_DTYPES: dict[str | None, torch.dtype | None] = {
@@ -93,6 +105,54 @@ def autocast(device: torch.device, amp: str | None) -> contextlib.AbstractContex
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def math_mode(device: torch.device, amp: str | None) -> str:
+    """What a step's convolutions and matrix products compute in under ``amp=``: a label.
+
+    "bf16 autocast" or "fp16 autocast"; without autocast "fp32", or, where PyTorch lets a faster
+    format stand in for fp32, which one and for what. "fp32 (TF32 convs)" is PyTorch's default
+    on NVIDIA GPUs since Ampere (A100, H100): cuDNN runs fp32 convolutions on the tensor cores
+    in TF32 (fp32's 8-bit exponent, fp16's 10-bit mantissa; ``torch.backends.cudnn.allow_tf32``
+    is True), while fp32 matmuls stay fp32 (``torch.get_float32_matmul_precision()`` is
+    "highest"; "high" adds "TF32 matmuls"). Older GPUs have no TF32. On a CPU, "medium" lets
+    oneDNN compute matmuls in bf16, where the CPU has bf16 instructions ("bf16 matmuls").
+
+    The flags are read by their per-operation names (``torch.backends.cudnn.conv.fp32_precision``,
+    ``torch.backends.cuda.matmul.fp32_precision``): the older getters raise once one of these
+    has been set.
+    """
+    if amp_dtype(amp) is not None:
+        return f"{amp} autocast"
+    if device.type == "cuda":
+        flags = {"convs": torch.backends.cudnn.conv, "matmuls": torch.backends.cuda.matmul}
+        has_tf32 = torch.cuda.get_device_capability(device) >= (8, 0)
+    elif device.type == "cpu":
+        flags = {"convs": torch.backends.mkldnn.conv, "matmuls": torch.backends.mkldnn.matmul}
+        has_tf32 = False  # the flag exists; x86 CPUs have no TF32 arithmetic
+    else:
+        return "fp32"
+    names = {"tf32": "TF32", "bf16": "bf16"} if has_tf32 else {"bf16": "bf16"}
+    used = [
+        f"{names[f.fp32_precision]} {op}" for op, f in flags.items() if f.fp32_precision in names
+    ]
+    return f"fp32 ({', '.join(used)})" if used else "fp32"
+
+
+@contextlib.contextmanager
+def cudnn_benchmark(on: bool) -> Iterator[None]:
+    """``torch.backends.cudnn.benchmark = on`` inside the block, the caller's setting after.
+
+    On, cuDNN times its convolution algorithms for each new input shape and keeps the fastest:
+    slower first steps, faster ones after, as long as the shapes do not change. No effect on a
+    CPU (no cuDNN there).
+    """
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
 
 
 def seed_everything(seed: int) -> None:

@@ -142,7 +142,10 @@ def fit(
         epoch and history), or start it if the file does not exist yet, so the same call
         works before and after an interruption. Needs `checkpoint`.
     seed: seeds every generator first (None: leave them); on the CPU, the same seed gives the
-        same weights, bit for bit.
+        same weights, bit for bit. So a second `fit` with the same seed (the default 0), e.g.
+        to train a model further, replays the first one's dropout masks and `DataLoader`
+        shuffles: pass another seed. A `DeviceLoader` draws its shuffle and augmentation from
+        its own seed and the epoch, which `fit` starts again at 0: give it another seed too.
     progress: progress bars (None: in notebooks and terminals only) and one line per epoch
         (False: print nothing).
     check_every: steps between reads of the running loss (progress bar, NaN check).
