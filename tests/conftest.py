@@ -22,6 +22,15 @@ def root() -> Path:
     return ROOT
 
 
+@pytest.fixture(scope="session")
+def book(tmp_path_factory: pytest.TempPathFactory):  # -> book_build.BookBuild
+    """The book, built once per test run (see `book_build`): the tests of every chapter read its
+    glued values and executed outputs instead of executing the chapters again."""
+    from book_build import build_book
+
+    return build_book(tmp_path_factory.mktemp("book"))
+
+
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """One intra-op thread for the test: on a CPU shared with other jobs, OpenMP threads that

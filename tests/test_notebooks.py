@@ -1,7 +1,9 @@
-"""Every notebook runs top to bottom with papermill, within a time limit.
+"""Every exercise notebook runs top to bottom with papermill, within a time limit.
 
-Chapters and solutions must run cleanly; the student versions in exercises/ must run their
-set-up cells and then stop at the first `NotImplementedError` stub, never with any other error.
+The book's chapters are executed once, by the book build (`tests/book_build.py`), and checked
+there (`test_book.py` and each chapter's tests read that execution). Solutions must run
+cleanly; the student versions in exercises/ must run their set-up cells and then stop at the
+first `NotImplementedError` stub, never with any other error.
 """
 
 from __future__ import annotations
@@ -28,9 +30,7 @@ def _run(path: Path, out: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "path", notebooks("book") + notebooks("solutions"), ids=lambda p: str(p.relative_to(ROOT))
-)
+@pytest.mark.parametrize("path", notebooks("solutions"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_notebook_runs(path: Path, tmp_path: Path) -> None:
     _run(path, tmp_path / path.name)
 
