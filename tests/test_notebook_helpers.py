@@ -29,3 +29,16 @@ def test_glue_works_without_myst_nb() -> None:
 def test_glue_names_a_bad_name(name: object) -> None:
     with pytest.raises(ValueError, match="name"):
         glue(name, 1)  # type: ignore[arg-type]
+
+
+def test_a_glued_figure_is_shown_in_place_without_myst_nb() -> None:
+    # In Colab the {glue:figure} directive is not rendered: the figure must show below its cell.
+    code = (
+        "import sys; sys.modules['myst_nb'] = None\n"
+        "import IPython.display as d; shown = []; d.display = lambda v: shown.append(v)\n"
+        "from matplotlib.figure import Figure\n"
+        "from cnncourse.notebook import glue\n"
+        "fig = Figure(); glue('fig', fig); glue('n', 3)\n"
+        "assert shown == [fig], shown\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
