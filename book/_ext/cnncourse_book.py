@@ -26,7 +26,8 @@ def _drop_duplicate_scripts(
         if key not in seen:
             seen.add(key)
             kept.append(script)
-    context["script_files"] = kept
+    # in place: handlers after this one (MathJax's) append to this same list, the builder's
+    scripts[:] = kept
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
