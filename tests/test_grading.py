@@ -14,6 +14,7 @@ import hashlib
 import html
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -28,11 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from cnncourse import grading
-from cnncourse.grading import kernel
+from cnncourse.grading import kernel, tasks
 from conftest import ROOT
 
 NBGRADER = Path(sys.executable).parent / "nbgrader"
-POINTS = {"ex01_convolution": 12, "ex02_parameters_and_cost": 12, "ex03_pooling": 11}
+ASSIGNMENTS = ("ex01_convolution", "ex02_parameters_and_cost", "ex03_pooling")
 # Seconds a cell may run. The solutions' slowest cell takes about 3 s on an idle machine, but the
 # first cell imports torch and starts the judge (another torch import) while the other courses'
 # kernels do the same on 2 cores: 20 s was seen there. 40 s leaves room; the loops still end.
@@ -41,7 +42,7 @@ TIMEOUT = 40
 COURSES = {
     "broken": {"ex01_convolution": ["solution", "untouched", "tamper", "loop"]},
     "hostile": {"ex01_convolution": ["patcher", "lookup", "forger"]},
-    "stubborn": {"ex01_convolution": ["stubborn", "honest"]},
+    "stubborn": {"ex01_convolution": ["stubborn", "honest", "shortcut"]},
     "pooling": {
         "ex02_parameters_and_cost": ["solution", "untouched"],
         "ex03_pooling": ["solution", "untouched", "cheat"],
@@ -63,6 +64,39 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
             taps = padded[:, :, u::stride, v::stride][:, :, :h_out, :w_out]
             out += torch.einsum("nchw,oc->nohw", taps, weight[:, :, u, v])
     return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
+def conv2d_input_grad(grad_out, weight, input_size, stride=1, padding=0):
+    """The gradient of conv2d with respect to its input, from scratch, for the unit tests."""
+    (h_out, w_out), (h, w) = grad_out.shape[2:], input_size
+    grad = grad_out.new_zeros(grad_out.shape[0], weight.shape[1], h + 2 * padding, w + 2 * padding)
+    for u in range(weight.shape[2]):
+        for v in range(weight.shape[3]):
+            taps = grad[:, :, u::stride, v::stride][:, :, :h_out, :w_out]
+            taps += torch.einsum("nohw,oc->nchw", grad_out, weight[:, :, u, v])
+    return grad[:, :, padding : padding + h, padding : padding + w]
+
+
+def max_pool2d_backward(x, grad_out, kernel_size, stride=None):
+    """Max pooling's gradient, from scratch: each window's gradient to its first maximum."""
+    stride = stride or kernel_size
+    grad, (h_out, w_out) = torch.zeros_like(x), grad_out.shape[2:]
+    for i in range(h_out):
+        for j in range(w_out):
+            window = x[:, :, i * stride :, j * stride :][:, :, :kernel_size, :kernel_size]
+            first = window.flatten(2).argmax(2)  # (N, C): the first maximum in reading order
+            rows, cols = i * stride + first // kernel_size, j * stride + first % kernel_size
+            for n in range(x.shape[0]):
+                for c in range(x.shape[1]):
+                    grad[n, c, rows[n, c], cols[n, c]] += grad_out[n, c, i, j]
+    return grad
+
+
+def points(assignment: str, manual: bool = False) -> int:
+    """The points of an assignment's autograded tests (or of its manually graded answers)."""
+    nb = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+    cells = [c.metadata.get("nbgrader", {}) for c in nb.cells]
+    return sum(m["points"] for m in cells if m.get("grade") and m.get("solution", False) == manual)
 
 
 def restart_judge() -> None:
@@ -189,6 +223,103 @@ def test_patches_in_the_students_process_do_not_reach_the_judge(monkeypatch, tmp
     grading.check_function("conv2d.channels", conv2d)  # the right answer still passes
 
 
+def test_the_gradients_from_scratch_pass_visible_and_hidden_cases() -> None:
+    for task, func in (
+        ("conv2d_input_grad", conv2d_input_grad),
+        ("max_pool2d_backward", max_pool2d_backward),
+    ):
+        grading.check_function(task, func)
+        grading.check_function(task, func, hidden=True)
+
+
+def autograd_conv(grad_out, weight, input_size, stride=1, padding=0):
+    """Right, through autograd: the backward pass of the from-scratch conv2d above."""
+    x = torch.zeros(grad_out.shape[0], weight.shape[1], *input_size, requires_grad=True)
+    return torch.autograd.grad(conv2d(x, weight, None, stride, padding), x, grad_out)[0]
+
+
+def autograd_pool(x, grad_out, kernel_size, stride=None):
+    """Right, through autograd and PyTorch's pooling."""
+    x = x.clone().requires_grad_()
+    return torch.autograd.grad(F.max_pool2d(x, kernel_size, stride), x, grad_out)[0]
+
+
+def vjp_pool(x, grad_out, kernel_size, stride=None):
+    """Right, through torch.func and a from-scratch max over the windows."""
+    k, s = kernel_size, stride or kernel_size
+    h_out, w_out = grad_out.shape[2:]
+
+    def pool(t):
+        taps = [t[:, :, u::s, v::s][:, :, :h_out, :w_out] for u in range(k) for v in range(k)]
+        return torch.stack(taps).amax(0)
+
+    return torch.func.vjp(pool, x)[1](grad_out)[0]
+
+
+@pytest.mark.parametrize(
+    ("task", "func", "message"),
+    [
+        ("conv2d_input_grad", autograd_conv, "it runs autograd"),
+        ("conv2d_input_grad", lambda grad_out, weight, input_size, stride, padding: (
+            torch.nn.grad.conv2d_input(
+                (grad_out.shape[0], weight.shape[1], *input_size), weight, grad_out, stride, padding
+            )
+        ), "uses torch's own `aten.convolution_backward`"),
+        ("conv2d_input_grad", lambda grad_out, weight, input_size, stride, padding: (
+            F.conv_transpose2d(grad_out, weight, stride=stride, padding=padding)
+        ), "uses torch's own `aten.convolution`"),
+        ("conv2d_input_grad", lambda grad_out, weight, input_size, stride, padding: (
+            conv2d_input_grad(grad_out, weight.flip(2, 3), input_size, stride, padding)
+        ), "values are wrong"),
+        ("max_pool2d_backward", autograd_pool, "uses torch's own `aten.max_pool2d_with_indices`"),
+        ("max_pool2d_backward", vjp_pool, "it runs autograd"),
+        ("max_pool2d_backward", lambda x, grad_out, kernel_size, stride: (
+            max_pool2d_backward(-x, grad_out, kernel_size, stride)  # routed to the minimum
+        ), "values are wrong"),
+    ],
+)  # fmt: skip
+def test_gradient_shortcuts_and_mistakes_fail(task: str, func, message: str) -> None:
+    with pytest.raises(grading.CheckFailed, match=re.escape(message)):
+        grading.check_function(task, func)
+
+
+def test_max_pool_gradient_ties_go_to_the_first_maximum_and_cases_have_none() -> None:
+    """What ex03 states: PyTorch's tie rule (reading order), and cases drawn without ties."""
+    x = torch.tensor([[[[1.0, 3.0, 3.0], [3.0, 3.0, 0.0]]]], requires_grad=True)
+    F.max_pool2d(x, 2, 1).backward(torch.tensor([[[[1.0, 10.0]]]]))
+    # both windows' first 3 in reading order is x[0, 1] (not x[1, 0] down the columns, nor the last)
+    assert x.grad.tolist() == [[[[0.0, 11.0, 0.0], [0.0, 0.0, 0.0]]]]
+    task = grading.TASKS["max_pool2d_backward"]
+    for seed in range(300):
+        x = tasks._decode(task.cases(random.Random(seed)), torch.float64)["x"]
+        assert x.unique().numel() == x.numel()
+
+
+def test_every_task_of_the_notebooks_is_declared_once() -> None:
+    """The tasks the solutions check are the catalogue's, each entry draws and solves its cases."""
+    used = set()
+    for assignment in ASSIGNMENTS:
+        nb = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+        for c in nb.cells:
+            used |= set(re.findall(r'check_function\("([\w.]+)"', c.source))
+    assert used == set(grading.TASKS)
+    for name, task in grading.TASKS.items():
+        case = task.cases(random.Random(0))
+        assert task.reference(case) is not None, name
+        assert task.guarded == (task.visible < 6), name  # guarded tasks draw fewer cases
+
+
+def test_exercises_page_states_the_points_graded_by_hand() -> None:
+    """book/exercises.md: the table's hand-graded points, and what autograde leaves of ex02's."""
+    page = (ROOT / "book" / "exercises.md").read_text()
+    for a in ASSIGNMENTS:
+        row = re.search(rf"^\| `{a}`.*?\| (\d+) \| (\d+) \|", page, flags=re.MULTILINE)
+        assert row and int(row.group(2)) == points(a, manual=True), a
+    a = "ex02_parameters_and_cost"
+    total = points(a) + points(a, manual=True)
+    assert f"`{a}` has {points(a)} of its {total} points until you" in " ".join(page.split())
+
+
 # --- end to end with nbgrader ------------------------------------------------------------------
 
 
@@ -296,6 +427,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     return solution
 
 
+def shortcut(solution, release):
+    """Right everywhere, but the input gradient comes from autograd through the student's conv2d."""
+    cell(
+        solution, "conv2d_input_grad"
+    ).source = """def conv2d_input_grad(grad_out, weight, input_size, stride=1, padding=0):
+    x = torch.zeros(grad_out.shape[0], weight.shape[1], *input_size, requires_grad=True)
+    out = conv2d(x, weight, stride=stride, padding=padding)
+    return torch.autograd.grad(out, x, grad_out)[0]
+"""
+    return solution
+
+
 def forger(solution, release):
     """Replaces the checks themselves: the residual risk documented in cnncourse.grading."""
     code = (
@@ -305,12 +448,18 @@ def forger(solution, release):
 
 
 def cheat(solution, release):
-    """Right answers, but pooling by PyTorch's own functions."""
+    """Right answers, but pooling and its gradient by PyTorch's own functions."""
     for kind in ("max", "avg"):
         cell(solution, f"{kind}_pool2d").source = (
             f"import torch.nn.functional as F\n\ndef {kind}_pool2d(x, kernel_size, stride=None):\n"
             f"    return F.{kind}_pool2d(x, kernel_size, stride)"
         )
+    cell(
+        solution, "max_pool2d_backward"
+    ).source = """def max_pool2d_backward(x, grad_out, kernel_size, stride=None):
+    x = x.clone().requires_grad_()
+    return torch.autograd.grad(F.max_pool2d(x, kernel_size, stride), x, grad_out)[0]
+"""
     return solution
 
 
@@ -318,7 +467,7 @@ SUBMISSIONS = {
     "solution": lambda solution, release: solution,
     "untouched": lambda solution, release: release,
     "honest": lambda solution, release: solution,  # the solution, under another name
-    **{f.__name__: f for f in (tamper, loop, stubborn, patcher, lookup, forger, cheat)},
+    **{f.__name__: f for f in (tamper, loop, stubborn, patcher, lookup, shortcut, forger, cheat)},
 }
 
 
@@ -376,7 +525,7 @@ def cell_scores(graded, assignment: str, student: str) -> dict[str, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("assignment", POINTS)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_is_the_committed_exercise(graded, assignment: str) -> None:
     ours = ROOT / "exercises" / assignment
     for course in {course for (a, _), course in graded.items() if a == assignment}:
@@ -390,12 +539,32 @@ def test_release_is_the_committed_exercise(graded, assignment: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("assignment", POINTS)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solution_scores_full_marks_and_the_release_zero(graded, assignment: str) -> None:
-    assert score(graded, assignment, "solution") == POINTS[assignment], cell_scores(
+    """Full marks of what autograde can award: manually graded answers wait for the instructor."""
+    assert score(graded, assignment, "solution") == points(assignment), cell_scores(
         graded, assignment, "solution"
     )
     assert score(graded, assignment, "untouched") == 0
+
+
+@pytest.mark.slow
+def test_the_written_answer_waits_for_manual_grading(graded) -> None:
+    from nbgrader.api import Gradebook
+
+    a = "ex02_parameters_and_cost"
+    assert points(a, manual=True) > 0
+    with Gradebook(f"sqlite:///{graded[a, 'solution'] / 'gradebook.db'}") as gb:
+        submission = gb.find_submission(a, "solution")
+        assert submission.max_score == points(a) + points(a, manual=True)
+        assert submission.needs_manual_grade
+        answer = gb.find_grade("dense_vs_conv_why", a, a, "solution")
+        assert answer.needs_manual_grade and answer.auto_score is None
+        assert answer.max_score == points(a, manual=True)
+        blank = gb.find_grade("dense_vs_conv_why", a, a, "untouched")  # "YOUR ANSWER HERE" as given
+        assert blank.auto_score == 0 and not blank.needs_manual_grade
+    release = notebook(graded[a, "untouched"], "exercises", a)
+    assert cell(release, "dense_vs_conv_why").source == "YOUR ANSWER HERE"  # no rubric there
 
 
 @pytest.mark.slow
@@ -415,13 +584,21 @@ def test_an_infinite_loop_is_interrupted_and_everything_else_graded(graded) -> N
     got = cell_scores(graded, "ex01_convolution", "loop")
     assert got["test_sizes"] == 2 and got["test_output_size"] == 2 and got["test_warm_up"] == 1
     assert got["test_conv2d_basic"] == got["test_conv2d_channels"] == 0
-    assert score(graded, "ex01_convolution", "solution") == 12  # in the same autograde run
+    assert got["test_conv2d_input_grad"] == 3  # its own cell: graded after the interrupt
+    assert score(graded, "ex01_convolution", "solution") == points("ex01_convolution")
 
 
 @pytest.mark.slow
 def test_a_loop_that_ignores_interrupts_scores_zero_and_the_run_goes_on(graded) -> None:
     assert score(graded, "ex01_convolution", "stubborn") == 0
-    assert score(graded, "ex01_convolution", "honest") == 12  # graded in the same run
+    assert score(graded, "ex01_convolution", "honest") == points("ex01_convolution")  # same run
+
+
+@pytest.mark.slow
+def test_an_input_gradient_by_autograd_does_not_pass(graded) -> None:
+    got = cell_scores(graded, "ex01_convolution", "shortcut")
+    assert got["test_conv2d_input_grad"] == 0
+    assert sum(got.values()) == points("ex01_convolution") - 3  # the rest is the solution's
 
 
 @pytest.mark.slow
@@ -444,7 +621,7 @@ def test_a_table_of_the_visible_cases_fails_the_hidden_ones(graded) -> None:
 @pytest.mark.slow
 def test_torch_own_pooling_does_not_pass_as_from_scratch(graded) -> None:
     got = cell_scores(graded, "ex03_pooling", "cheat")
-    assert got["test_max_pool2d"] == got["test_avg_pool2d"] == 0
+    assert got["test_max_pool2d"] == got["test_avg_pool2d"] == got["test_max_pool2d_backward"] == 0
     assert got["test_sizes"] == 2 and got["test_global_avg_pool2d"] == 1
 
 
@@ -466,7 +643,7 @@ def solution_lines(path: Path) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("assignment", POINTS)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_has_no_solution_or_hidden_test(assignment: str) -> None:
     secret = set(solution_lines(ROOT / "solutions" / assignment / f"{assignment}.ipynb"))
     assert len(secret) > 10

@@ -18,8 +18,11 @@ the judge before any student code runs: the functions the glue uses, the interpr
 environment are taken then, and the judge runs isolated (``python -I``: no working directory, no
 ``PYTHON*`` variables). Compute answers are compared as salted sha256 digests, in the judge. While
 the first case of an implementation task runs, a torch dispatch mode refuses torch's own operator
-(``aten.convolution``, ``max_pool2d``, ``im2col``, ``unfold``), so ``F.conv2d`` in a "from scratch"
-function fails with a clear message.
+(``aten.convolution``, ``max_pool2d``, ``im2col``, ``unfold``; for a gradient task also
+``convolution_backward`` and the pooling gradients), so ``F.conv2d`` in a "from scratch" function
+fails with a clear message; a gradient task also refuses any operator run by autograd's engine (a
+backward pass: ``.backward()``, ``torch.autograd.grad``, ``torch.func``), so the gradient must be
+worked out, not differentiated through the student's own forward pass.
 
 Residual risk, plainly: nbgrader runs the student's code and the tests in one kernel and reads the
 verdict from that kernel's outputs. A student who deliberately sabotages this package in the kernel
@@ -34,8 +37,9 @@ Instructors: ``python -m cnncourse.grading digest QUESTION NAME JSON_VALUE`` pri
 `feedback_preprocessor` keeps hidden tests out of nbgrader's feedback (``nbgrader_config.py``).
 
 Modules: `kernel` (the checks the test cells call, run in the student's kernel), `judge` (the
-judge process: verdicts, comparisons, digests), `tasks` (the task catalogue: cases and references),
-`feedback` (the nbgrader preprocessor).
+judge process: verdicts, comparisons, digests), `tasks` (the task catalogue, `TASKS`: one `Task`
+entry per function task, with its function's name, cases, reference, forbidden operators, case
+counts and tolerances), `feedback` (the nbgrader preprocessor).
 """
 
 from __future__ import annotations
@@ -45,11 +49,12 @@ from cnncourse.grading.feedback import feedback_preprocessor as feedback_preproc
 from cnncourse.grading.judge import digest
 from cnncourse.grading.judge import main as main
 from cnncourse.grading.kernel import CheckFailed, cases, check_answers, check_function, start_judge
-from cnncourse.grading.tasks import TASKS
+from cnncourse.grading.tasks import TASKS, Task
 
 __all__ = [
     "CheckFailed",
     "TASKS",
+    "Task",
     "cases",
     "check_answers",
     "check_function",

@@ -18,7 +18,7 @@ import sys
 import zlib
 from typing import Any
 
-from cnncourse.grading.tasks import SLIDES, TASKS, _make_case, _reference
+from cnncourse.grading.tasks import TASKS, Task
 
 
 def _canon(value: Any) -> Any:
@@ -37,9 +37,14 @@ def digest(question: str, name: str, value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _problem(got: dict, want: Any) -> str | None:
+def _problem(got: dict, want: Any, task: Task) -> str | None:
     """What is wrong with one result, in words (None if it is right)."""
     if "error" in got:
+        if got.get("forbidden") == "autograd":
+            return (
+                "it runs autograd (.backward(), torch.autograd.grad, torch.func): "
+                "work the gradient out yourself"
+            )
         if got.get("forbidden"):
             return (
                 f"it uses torch's own `{got['forbidden']}` (F.conv2d, nn.Conv2d, unfold, "
@@ -61,7 +66,7 @@ def _problem(got: dict, want: Any) -> str | None:
     bad = [
         i
         for i, (a, b) in enumerate(zip(got["values"], expected, strict=True))
-        if not abs(a - b) <= 1e-4 + 1e-4 * abs(b)
+        if not abs(a - b) <= task.atol + task.rtol * abs(b)
     ]
     if not bad:
         return None
@@ -74,23 +79,23 @@ def _problem(got: dict, want: Any) -> str | None:
     )
 
 
-def _verdict(task: str, hidden: bool, todo: list[dict], results: list[dict]) -> dict:
-    kind = "hidden" if hidden else "visible"
+def _verdict(name: str, hidden: bool, todo: list[dict], results: list[dict]) -> dict:
+    kind, task = "hidden" if hidden else "visible", TASKS[name]
     failures = [
         (i, p)
         for i, (case, got) in enumerate(zip(todo, results, strict=True))
-        if (p := _problem(got, _reference(task, case)))
+        if (p := _problem(got, task.reference(case), task))
     ]
     if not failures:
-        return {"passed": True, "message": f"{task}: all {len(todo)} {kind} cases are right"}
+        return {"passed": True, "message": f"{name}: all {len(todo)} {kind} cases are right"}
     i, problem = failures[0]
     args = ", ".join(
         f"{k}.shape={tuple(v['shape'])}" if isinstance(v, dict) else f"{k}={v!r}"
         for k, v in todo[i].items()
     )
-    where = "a random case" if hidden else f"cnncourse.grading.cases({task!r})[{i}]"
+    where = "a random case" if hidden else f"cnncourse.grading.cases({name!r})[{i}]"
     lines = [
-        f"{TASKS[task][0]}: {len(failures)} of {len(todo)} {kind} cases fail.",
+        f"{task.function}: {len(failures)} of {len(todo)} {kind} cases fail.",
         f"  first: {where}",
     ]
     lines += [f"  inputs: {args}", f"  problem: {problem}"]  # short lines: nbgrader cuts long ones
@@ -124,17 +129,22 @@ def _serve() -> None:
         request = json.loads(line)
         try:
             if request["op"] in ("cases", "show"):  # "show": visible cases, for `cases`
-                task, hidden = request["task"], request["op"] == "cases" and request["hidden"]
-                forbidden = TASKS[task][1]  # KeyError: unknown task
-                seed = int.from_bytes(os.urandom(8), "big") if hidden else zlib.crc32(task.encode())
+                name, hidden = request["task"], request["op"] == "cases" and request["hidden"]
+                task = TASKS[name]  # KeyError: unknown task
+                seed = int.from_bytes(os.urandom(8), "big") if hidden else zlib.crc32(name.encode())
                 r = random.Random(seed)
-                todo = [SLIDES] if task == "conv2d.basic" and not hidden else []
-                count = (12 if hidden else 4) if forbidden else (40 if hidden else 6)
-                todo += [_make_case(task, r) for _ in range(count - len(todo))]
+                todo = [] if hidden else list(task.fixed)
+                count = task.hidden if hidden else task.visible
+                todo += [task.cases(r) for _ in range(count - len(todo))]
                 token = os.urandom(8).hex()
                 if request["op"] == "cases":
-                    pending[token] = (task, hidden, todo)
-                reply = {"cases": todo, "forbidden": sorted(forbidden), "token": token}
+                    pending[token] = (name, hidden, todo)
+                reply = {
+                    "cases": todo,
+                    "forbidden": sorted(task.forbidden),
+                    "autograd": task.autograd,
+                    "token": token,
+                }
             elif request["op"] == "judge":
                 reply = _verdict(*pending.pop(request["token"]), request["results"])
             else:

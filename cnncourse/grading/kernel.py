@@ -98,18 +98,24 @@ def _plain(value: Any) -> Any:
     return f"<a {type(value).__name__}>"
 
 
-def _call(func: Callable[..., Any], case: dict, forbidden: frozenset[str]) -> dict:
+def _call(func: Callable[..., Any], case: dict, forbidden: frozenset[str], autograd: bool) -> dict:
     """Run the student's function on one case and return its result as plain data."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    class Guard(TorchDispatchMode):  # records (and refuses) the first forbidden aten operator
+    graph_task = torch._C._current_graph_task_id  # -1 unless autograd runs a backward pass
+
+    class Guard(TorchDispatchMode):  # records (and refuses) the first forbidden operator
         used = ""
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
             if (name := func.overloadpacket.__name__) in forbidden:
                 self.used = self.used or f"aten.{name}"
                 raise RuntimeError(f"aten.{name} is not allowed here")
+            # autograd's engine runs a backward pass as a graph task (the mode follows it there)
+            if not autograd and graph_task() != -1:
+                self.used = self.used or "autograd"
+                raise RuntimeError("autograd is not allowed here")
             return func(*args, **(kwargs or {}))
 
     kwargs, guard = _decode(case, torch.float32), Guard()
@@ -118,7 +124,7 @@ def _call(func: Callable[..., Any], case: dict, forbidden: frozenset[str]) -> di
         # stderr sent to stdout: nbgrader gives 0 points to a test cell that writes to stderr
         with warnings.catch_warnings(), contextlib.redirect_stderr(sys.stdout):
             warnings.simplefilter("ignore")
-            with guard if forbidden else contextlib.nullcontext():
+            with guard if forbidden or not autograd else contextlib.nullcontext():
                 out = func(**kwargs)
         if guard.used:
             return {"error": "forbidden", "forbidden": guard.used}
@@ -143,9 +149,9 @@ def check_function(task: str, func: Callable[..., Any], *, hidden: bool = False)
     if not callable(func):
         raise CheckFailed(f"{task}: expected a function, got a {type(func).__name__}")
     reply = _ask({"op": "cases", "task": task, "hidden": hidden})
-    forbidden = frozenset(reply["forbidden"])
+    forbidden, autograd = frozenset(reply["forbidden"]), reply["autograd"]
     # Every case is guarded: a function that is honest on its first call only must not pass.
-    results = [_call(func, case, forbidden) for case in reply["cases"]]
+    results = [_call(func, case, forbidden, autograd) for case in reply["cases"]]
     verdict = _ask({"op": "judge", "token": reply["token"], "results": results})
     if not verdict["passed"]:
         raise CheckFailed(verdict["message"])
