@@ -8,6 +8,7 @@ The page's values come from the book build (`book.glued`), so the chapter runs o
 
 from __future__ import annotations
 
+import html
 import math
 import re
 
@@ -300,9 +301,13 @@ def test_page_layout(book: BookBuild) -> None:
     assert all(len(line) <= 84 for c in code for line in c.source.splitlines())
     # no number-pinning asserts left in the page (they live in this file)
     assert not re.search(r"assert [^\n]*==\s*\d", "\n".join(c.source for c in code))
-    # every glued figure is placed with a caption and alt text
-    figures = re.findall(r"```\{glue:figure\} (\w+)\n:alt: ", text)
+    # every glued figure is placed with a caption and alt text, and the web page shows the
+    # whole alt text (an option continued on a second line would be cut at the line's end)
+    figures = dict(re.findall(r"```\{glue:figure\} (\w+)\n:alt: ([^\n]+)", text))
     assert {"fig_volume_filters", "fig_vgg_breakdown", "fig_dense_local_conv"} <= set(figures)
+    page = html.unescape((book.html / f"{PAGE}.html").read_text())
+    for alt in figures.values():
+        assert f'alt="{alt}"' in page
     # chapters that do not exist yet are not promised by number
     for n in range(4, 11):
         if not list((ROOT / "book").glob(f"{n:02d}_*.ipynb")):
