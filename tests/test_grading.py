@@ -197,6 +197,12 @@ def test_results_are_judged_against_the_cases_sent() -> None:
         kernel._ask({"op": "judge", "token": "0123456789abcdef", "results": []})
 
 
+def test_the_judge_is_out_of_reach_of_the_kernels_interrupt() -> None:
+    """nbgrader interrupts a cell at its timeout by signalling the kernel's process group."""
+    grading.start_judge()
+    assert os.getpgid(kernel._judge[0].pid) != os.getpgid(0)
+
+
 def test_patches_in_the_students_process_do_not_reach_the_judge(monkeypatch, tmp_path) -> None:
     """What a kernel patches after `cnncourse.grading` was imported does not change the verdict."""
     for name in ("torch", "json", "random", "cnncourse"):  # the judge ignores the working directory

@@ -53,8 +53,16 @@ def start_judge() -> None:
     """
     if not _judge or _judge[0].poll() is not None:
         log = tempfile.TemporaryFile()  # noqa: SIM115 (kept open for the judge's lifetime)
+        # its own session: the interrupt that nbgrader (or a student) sends to the kernel's
+        # process group at a cell's timeout must not stop the judge that the next cells need
         judge = _Popen(
-            _JUDGE_CMD, stdin=_PIPE, stdout=_PIPE, stderr=log, env=_ENV, encoding="utf-8"
+            _JUDGE_CMD,
+            stdin=_PIPE,
+            stdout=_PIPE,
+            stderr=log,
+            env=_ENV,
+            encoding="utf-8",
+            start_new_session=True,
         )
         _judge[:] = [judge, log]
 
