@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml Makefile $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -c $(CONSTRAINTS) torch torchvision -e ".[dev]"
+	$(BIN)/python tests/browser.py  # MathJax for the browser test, from the npm registry
 	touch $@
 
 ## Build the book (HTML in _build/html); every chapter is executed, Sphinx warnings are errors.

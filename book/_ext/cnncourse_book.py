@@ -4,10 +4,13 @@ sphinx-thebe registers its inline configuration script once per ``env-before-rea
 and Jupyter Book fires that event twice, so every page declared ``const THEBE_JS_URL`` twice and
 each browser logged "Identifier 'THEBE_JS_URL' has already been declared". Identical scripts are
 kept once here, when each page is written (sphinx-togglebutton's selector was doubled too).
+The bibliography's entries are also given the role their list requires, and the book's own CSS
+is added.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sphinx.application import Sphinx
@@ -30,7 +33,25 @@ def _drop_duplicate_scripts(
     scripts[:] = kept
 
 
+def _citations_as_list_items(
+    app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    """Sphinx puts the bibliography's entries, ``role="doc-biblioentry"`` (a role deprecated in
+    ARIA 1.3), in a ``role="list"``, which may only hold list items: screen readers then do not
+    announce the entries as a list (axe-core: aria-required-children, critical)."""
+    if "body" in context:
+        context["body"] = context["body"].replace('role="doc-biblioentry"', 'role="listitem"')
+
+
+def _add_static(app: Sphinx) -> None:
+    """The book's own CSS (``static/cnncourse.css``: long inline code wraps on phones)."""
+    app.config.html_static_path.append(str(Path(__file__).parent / "static"))
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("builder-inited", _add_static)
+    app.add_css_file("cnncourse.css")
     # Early: the event stops at the first handler that returns a template name (the theme's).
     app.connect("html-page-context", _drop_duplicate_scripts, priority=100)
+    app.connect("html-page-context", _citations_as_list_items, priority=100)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
