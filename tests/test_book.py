@@ -6,6 +6,8 @@ chapters' own tests read its glued values, so no chapter runs twice in one test 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from book_build import BookBuild
@@ -39,3 +41,24 @@ def test_every_chapter_was_executed_without_errors(book: BookBuild, page: str) -
     assert code and all(c.execution_count is not None for c in code), f"{page} not executed"
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
     assert not errors, f"{page}: {errors[0].ename}: {errors[0].evalue}"
+
+
+STRAY = re.compile(r"^\(?-?[\d.,_e+ -]+\)?$|^np\.\w+\(.*\)$")
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if (ROOT / f"{p}.ipynb").exists()])
+def test_no_stray_value_prints_below_a_cell(book: BookBuild, page: str) -> None:
+    """A cell whose last line is an expression shows its value: after ``glue(...)``, or a bare
+    number, that is a stray figure under the code that no prose explains."""
+    stray = []
+    for i, cell in enumerate(book.notebook(page).cells):
+        if cell.cell_type != "code":
+            continue
+        for out in cell.outputs:
+            text = out.get("data", {}).get("text/plain", "") if "data" in out else ""
+            last = cell.source.strip().splitlines()[-1] if cell.source.strip() else ""
+            if out.output_type == "execute_result" and (
+                last.startswith("glue(") or STRAY.match(text.strip())
+            ):
+                stray.append(f"cell {i}: {text[:60]!r} after {last[:60]!r}")
+    assert not stray, f"{page}: values printed below cells:\n" + "\n".join(stray)
