@@ -43,17 +43,16 @@ import functools
 import gc
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import KW_ONLY, dataclass, replace
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-# format_table lives in bench_report.py (the report); re-exported: one import gives both
-from cnncourse.bench_report import format_table
 from cnncourse.data import DeviceLoader
 from cnncourse.mfu import model_step_flops, peak_tflops
-from cnncourse.train.checks import check_at_least, model_for_data
+from cnncourse.models import model_for_data
+from cnncourse.train.checks import check_at_least
 from cnncourse.train.device import cudnn_benchmark, math_mode, pick_device, synchronize
 from cnncourse.train.distributed import Dist
 from cnncourse.train.step import make_step, to_batch
@@ -64,7 +63,6 @@ __all__ = [
     "BenchResult",
     "default_variants",
     "run_benchmark",
-    "format_table",
 ]
 
 DEFAULT_MODELS = ("resnet18_cifar", "vgg11_cifar", "densenet_bc_100_12")
@@ -76,6 +74,7 @@ class Variant:
     `cudnn_benchmark`: the value of ``torch.backends.cudnn.benchmark`` while it runs."""
 
     name: str
+    _: KW_ONLY  # the tricks by name: Variant("mine", amp="bf16"), never a row of booleans
     device_data: bool = False
     amp: str | None = None
     channels_last: bool = False
@@ -85,7 +84,15 @@ class Variant:
 
 
 TEXTBOOK = Variant("textbook")
-OPTIMISED = Variant("optimised", True, "bf16", True, True, True, True)
+OPTIMISED = Variant(
+    "optimised",
+    device_data=True,
+    amp="bf16",
+    channels_last=True,
+    compile=True,
+    fused=True,
+    cudnn_benchmark=True,
+)
 
 
 def default_variants(compile: bool | str = True, cudnn_benchmark: bool = True) -> list[Variant]:

@@ -15,7 +15,6 @@ per GPU; ``--batch-size`` stays the total batch).
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -45,59 +44,54 @@ def parse_size(text: str) -> tuple[int, ...]:
 
 def build_model(name: str) -> nn.Module:
     """A model by name, on the meta device: ours first, else torchvision's (no weights)."""
-    import torch
-    import torchvision
-
-    from cnncourse.models import MODELS
-
-    theirs = torchvision.models.list_models(module=torchvision.models)
-    with torch.device("meta"):  # shapes only: no memory, no initialisation time
-        if name in MODELS:
-            return MODELS[name]()
-        if name in theirs:
-            return torchvision.models.get_model(name, weights=None)
-    close = difflib.get_close_matches(name, [*MODELS, *theirs], n=5, cutoff=0.6)
-    hint = f" Did you mean one of {close}?" if close else ""
-    raise SystemExit(f"cnncourse: unknown model {name!r}.{hint}")
+    return _model_and_input(name)[0]
 
 
-def _design_input_size(name: str, model: nn.Module) -> tuple[int, ...]:
-    """The (C, H, W) input that model `name` (built by `build_model`) is designed for.
+def _model_and_input(name: str) -> tuple[nn.Module, tuple[int, ...]]:
+    """Model `name` on the meta device, and the (C, H, W) input it is designed for.
 
-    Ours: `cnncourse.models.input_size`. torchvision's: the crop of its default weights'
+    Ours: its record (`cnncourse.models.SPECS`). torchvision's: the crop of its default weights'
     preprocessing (300 x 300 for efficientnet_b3, 299 for inception_v3), unless the built model
     fixes its own size (a ViT's ``image_size``: vit_h_14 is 224 without weights, 518 with its
     default ones); 3 x 224 x 224 when neither says.
     """
+    import torch
     import torchvision
 
-    from cnncourse.models import MODELS, input_size
+    from cnncourse.models import SPECS
+    from cnncourse.models.spec import did_you_mean
 
-    if name in MODELS:
-        return input_size(name)
+    theirs = torchvision.models.list_models(module=torchvision.models)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation time
+        if name in SPECS:
+            return SPECS[name].build(), SPECS[name].input_size
+        if name in theirs:
+            model = torchvision.models.get_model(name, weights=None)
+        else:
+            hint = did_you_mean(name, [*SPECS, *theirs])
+            raise SystemExit(f"cnncourse: unknown model {name!r}{hint}")
     side = getattr(model, "image_size", None)
     if not isinstance(side, int):
         preprocess = torchvision.models.get_model_weights(name).DEFAULT.transforms()
         (side,) = getattr(preprocess, "crop_size", None) or (224,)
-    return (3, side, side)
+    return model, (3, side, side)
 
 
 def _summary(args: argparse.Namespace) -> int:
     from cnncourse.profile import summarize
 
-    model = build_model(args.model)
-    print(summarize(model, args.input or _design_input_size(args.model, model)))
+    model, design = _model_and_input(args.model)
+    print(summarize(model, args.input or design))
     return 0
 
 
 def _check_counts(args: argparse.Namespace, least: int, *names: str) -> None:
-    """ValueError naming the option (``--num-images``) whose integer is below `least`; an
-    option not given (None) is left alone."""
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and value < least:
-            option = "--" + name.replace("_", "-")
-            raise ValueError(f"{option} must be an integer >= {least}, got {value}")
+    """`check_at_least` on the options `names` (an option not given, None, is left alone), the
+    error naming the option as typed (``--num-images``)."""
+    from cnncourse.train.checks import check_at_least
+
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    check_at_least(least, **{"--" + name.replace("_", "-"): v for name, v in given.items()})
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -106,8 +100,8 @@ def _train(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
     from cnncourse.data import DATASETS
+    from cnncourse.models import model_for_data
     from cnncourse.train import check_model_data, pick_device, seed_everything
-    from cnncourse.train.checks import model_for_data
     from cnncourse.train.distributed import setup
 
     _check_counts(args, 1, "epochs", "batch_size", "num_images")
@@ -179,11 +173,14 @@ def _train_in_group(
         seed=args.seed,
     )
     if args.plot and history and d.is_main:  # one file, written once
-        history.plot().savefig(args.plot)
+        from cnncourse.plot import plot_history
+
+        plot_history(history).savefig(args.plot)
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from cnncourse.bench import format_table, run_benchmark
+    from cnncourse.bench import run_benchmark
+    from cnncourse.bench_report import format_table
 
     _check_counts(args, 1, "batch_size", "steps")
     _check_counts(args, 0, "warmup")

@@ -9,13 +9,14 @@ and which layer refuses it when it does not fit. `cnncourse.profile` counts on t
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["meta_forward", "check_input_size", "first_tensor"]
+__all__ = ["meta_forward", "meta_state", "training_mode", "check_input_size", "first_tensor"]
 
 
 def meta_forward(model: nn.Module, input_size: tuple[int, ...]) -> object:
@@ -40,8 +41,7 @@ def meta_forward(model: nn.Module, input_size: tuple[int, ...]) -> object:
     ValueError: input_size (3, 12, 12) does not fit Sequential: layer '2' (MaxPool2d(...)) got ...
     """
     size = check_input_size(input_size)
-    state = {n: torch.empty_like(t, device="meta") for n, t in model.named_parameters()}
-    state |= {n: torch.empty_like(t, device="meta") for n, t in model.named_buffers()}
+    state = meta_state(model)
     dtype = next((t.dtype for t in state.values() if t.is_floating_point()), None)
     x = torch.empty((1, *size), dtype=dtype, device="meta")  # a batch of one
 
@@ -59,10 +59,8 @@ def meta_forward(model: nn.Module, input_size: tuple[int, ...]) -> object:
         hook = functools.partial(enter, name=name)
         handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
         handles.append(module.register_forward_hook(leave))
-    modes = {m: m.training for m in model.modules()}
     try:
-        model.eval()
-        with torch.no_grad():
+        with training_mode(model, False), torch.no_grad():
             return torch.func.functional_call(model, state, (x,))
     except NotImplementedError as e:  # before RuntimeError, its base class
         # Not the input's fault: an operation that needs real values (.item(), nonzero, a
@@ -79,8 +77,30 @@ def meta_forward(model: nn.Module, input_size: tuple[int, ...]) -> object:
     finally:
         for h in handles:
             h.remove()
-        for m, training in modes.items():
-            m.training = training
+
+
+def meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Meta tensors shaped like `model`'s parameters and buffers, by name: the state to run it
+    with, through ``torch.func.functional_call``, without touching its own tensors.
+
+    >>> meta_state(nn.Linear(3, 2))["weight"]
+    tensor(..., device='meta', size=(2, 3))
+    """
+    state = {n: torch.empty_like(t, device="meta") for n, t in model.named_parameters()}
+    return state | {n: torch.empty_like(t, device="meta") for n, t in model.named_buffers()}
+
+
+@contextlib.contextmanager
+def training_mode(model: nn.Module, training: bool) -> Iterator[nn.Module]:
+    """`model` in training (True) or eval (False) mode for the block; every submodule's own flag
+    comes back afterwards, even where they differed (a frozen BN in eval inside a training net).
+    """
+    modes = {m: m.training for m in model.modules()}
+    try:
+        yield model.train(training)
+    finally:
+        for m, flag in modes.items():
+            m.training = flag
 
 
 def _where(calls: list[tuple[str, nn.Module, torch.Tensor | None]]) -> str:

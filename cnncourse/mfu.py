@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnncourse.train.checks import check_model_data, model_for_data
+from cnncourse.meta import meta_forward, meta_state, training_mode
+from cnncourse.models import get_spec, model_for_data
 
 __all__ = ["GPU_PEAK_TFLOPS", "peak_tflops", "train_step_flops", "model_step_flops"]
 
@@ -67,17 +68,10 @@ def train_step_flops(model: nn.Module, input_size: tuple[int, ...]) -> int:
     >>> train_step_flops(nn.Linear(784, 100), (784,))  # 3 passes x 2 FLOPs x 784 x 100 MACs
     470400
     """
-    state = {n: torch.empty_like(t, device="meta") for n, t in model.named_parameters()}
-    state |= {n: torch.empty_like(t, device="meta") for n, t in model.named_buffers()}
+    state = meta_state(model)
     x = torch.empty((2, *input_size), device="meta")  # 2: batch norm refuses 1 when training
-    modes = {m: m.training for m in model.modules()}
-    try:
-        model.train()
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            torch.func.functional_call(model, state, (x,))
-    finally:
-        for m, training in modes.items():
-            m.training = training
+    with training_mode(model, True), torch.no_grad(), FlopCounterMode(display=False) as counter:
+        torch.func.functional_call(model, state, (x,))
     return 3 * counter.get_total_flops() // 2
 
 
@@ -89,10 +83,16 @@ def model_step_flops(name: str, input_size: tuple[int, ...], num_classes: int = 
     A ValueError naming `input_size` if the model cannot take such inputs (e.g. 1 channel for
     an RGB-only model), or naming `name` if there is no such model.
     """
+    spec = get_spec(name)
+    if not spec.in_channels and input_size[0] != spec.input_size[0]:
+        raise ValueError(
+            f"input_size={tuple(input_size)} does not suit {name!r}: it takes "
+            f"{spec.input_size[0]} input channels, not {input_size[0]}"
+        )
     with torch.device("meta"):
         model = model_for_data(name, input_size[0], num_classes)
     try:
-        check_model_data(model, input_size, num_classes, model_name=name)
+        meta_forward(model, tuple(input_size))
     except ValueError as e:
         raise ValueError(f"input_size={tuple(input_size)} does not suit {name!r}: {e}") from None
     return train_step_flops(model, input_size)

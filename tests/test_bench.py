@@ -18,9 +18,9 @@ from cnncourse.bench import (
     BenchResult,
     Variant,
     default_variants,
-    format_table,
     run_benchmark,
 )
+from cnncourse.bench_report import format_table
 from cnncourse.cli import main
 from cnncourse.mfu import peak_tflops, train_step_flops
 from cnncourse.models import get_model
@@ -250,7 +250,8 @@ def test_unknown_model_is_named() -> None:
         # VGG is RGB only: a 1-channel input is refused before any benchmark runs.
         (
             {"models": ["resnet20", "vgg11_cifar"], "input_size": (1, 32, 32)},
-            r"input_size=\(1, 32, 32\) does not suit 'vgg11_cifar'.*first conv takes 3 channels",
+            r"input_size=\(1, 32, 32\) does not suit 'vgg11_cifar': "
+            "it takes 3 input channels, not 1",
         ),
     ],
 )
@@ -262,16 +263,16 @@ def test_bad_arguments_are_named_before_any_benchmark(kwargs: dict, match: str, 
 
 def test_flops_are_counted_on_the_meta_device(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the benchmarked variants build real models: counting FLOPs allocates no weights."""
-    import cnncourse.models
+    from cnncourse.models import ModelSpec
 
-    built, real_get_model = [], cnncourse.models.get_model
+    built, real_build = [], ModelSpec.build
 
-    def get_model(*args: object, **kwargs: object) -> nn.Module:
-        model = real_get_model(*args, **kwargs)
+    def build(self: ModelSpec, **kwargs: object) -> nn.Module:
+        model = real_build(self, **kwargs)
         built.append(next(model.parameters()).device.type)
         return model
 
-    monkeypatch.setattr(cnncourse.models, "get_model", get_model)
+    monkeypatch.setattr(ModelSpec, "build", build)  # every model is built from its record
     run_benchmark(["resnet20"], batch_size=2, steps=1, warmup=1, device="cpu", variants=[TEXTBOOK])
     assert built.count("cpu") == 1 and set(built) == {"cpu", "meta"}, built  # the variant's
 

@@ -277,6 +277,21 @@ def test_zero_init_residual_makes_blocks_identities() -> None:
         assert block(x).abs().max() == 0
 
 
+def test_resnet18_cifar_is_resnet18_with_a_small_stem() -> None:
+    ours = resnet_cifar.resnet18_cifar()
+    reference = torchvision.models.resnet18(num_classes=10)
+    stem_saving = (7 * 7 - 3 * 3) * 3 * 64  # a 3x3 instead of a 7x7 first conv, 64 filters
+    assert count_params(ours) == count_params(reference) - stem_saving
+    # No 4x downsampling in the stem: every later layer sees 16x more positions than at 32/4.
+    with torch.device("meta"):
+        flops = FlopCounterMode(display=False)
+        with flops:
+            ours.to("meta")(torch.empty(1, 3, 32, 32))
+    assert count_macs(resnet_cifar.resnet18_cifar(), (3, 32, 32)) * 2 == flops.get_total_flops()
+    out = resnet_cifar.resnet18_cifar()(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10)
+
+
 # --- CIFAR ResNets, He et al. 2015 sec. 4.2 ------------------------------------------------------
 
 # Table 6, "# params", with option A shortcuts.

@@ -21,6 +21,7 @@ from cnncourse.cli import main
 from cnncourse.data import DATASETS, DeviceLoader, get_dataset, to_tensors
 from cnncourse.losses import BorderWeightedCrossEntropy
 from cnncourse.models import get_model
+from cnncourse.plot import plot_history
 from cnncourse.profile import count_params
 from cnncourse.train import (
     History,
@@ -322,7 +323,7 @@ def test_history_round_trip_best_and_plot() -> None:
     assert again == history and len(again) == 2
     assert history.best("val_loss")["val_loss"] == min(history.val_loss)
     assert "epoch 2" in str(history)
-    fig = history.plot()
+    fig = plot_history(history)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
 
 

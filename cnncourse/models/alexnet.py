@@ -29,13 +29,15 @@ maps (see the NOTE at ``LAYOUTS["paper"]``). The paper's neuron counts (sec. 3.5
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["AlexNet", "LAYOUTS", "make_features", "alexnet", "alexnet_paper", "MODELS"]
+from cnncourse.models.spec import ModelSpec, builders
+
+__all__ = ["AlexNet", "LAYOUTS", "make_features", "alexnet", "alexnet_paper", "SPECS", "MODELS"]
 
 # Each conv: (out_channels, kernel_size, stride, padding, groups, LRN after ReLU?, max-pool after?)
 ConvSpec = tuple[int, int, int, int, int, bool, bool]
@@ -154,4 +156,13 @@ def alexnet_paper(groups: int = 2, **kwargs: Any) -> AlexNet:
     return AlexNet("paper", groups=groups, **kwargs)
 
 
-MODELS = {"alexnet": alexnet, "alexnet_paper": alexnet_paper}
+_PAPER = "Krizhevsky et al. 2012, ImageNet classification with deep convolutional neural networks"
+
+#: One record per model (see `cnncourse.models.spec`); `cnncourse.models` merges them.
+SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("alexnet", alexnet, in_channels=True, paper=_PAPER, torchvision="alexnet"),
+    ModelSpec(
+        "alexnet_paper", alexnet_paper, input_size=(3, 227, 227), in_channels=True, paper=_PAPER
+    ),
+)
+MODELS: dict[str, Callable[..., nn.Module]] = builders(SPECS)

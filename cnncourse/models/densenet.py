@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cnncourse.models.spec import ModelSpec, builders
+
 __all__ = [
     "DenseLayer",
     "DenseBlock",
@@ -45,6 +47,7 @@ __all__ = [
     "densenet_cifar",
     "densenet_bc_100_12",
     "densenet_bc_250_24",
+    "SPECS",
     "MODELS",
 ]
 
@@ -238,11 +241,15 @@ def densenet_bc_250_24(num_classes: int = 10, **kwargs: object) -> DenseNet:
     return densenet_cifar(250, 24, bc=True, num_classes=num_classes, **kwargs)
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "densenet121": densenet121,
-    "densenet161": densenet161,
-    "densenet169": densenet169,
-    "densenet201": densenet201,
-    "densenet_bc_100_12": densenet_bc_100_12,
-    "densenet_bc_250_24": densenet_bc_250_24,
-}
+_PAPER = "Huang et al. 2017, Densely connected convolutional networks"
+
+#: One record per model (see `cnncourse.models.spec`); `cnncourse.models` merges them.
+SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("densenet121", densenet121, paper=_PAPER, torchvision="densenet121"),
+    ModelSpec("densenet161", densenet161, paper=_PAPER, torchvision="densenet161"),
+    ModelSpec("densenet169", densenet169, paper=_PAPER, torchvision="densenet169"),
+    ModelSpec("densenet201", densenet201, paper=_PAPER, torchvision="densenet201"),
+    ModelSpec("densenet_bc_100_12", densenet_bc_100_12, input_size=(3, 32, 32), paper=_PAPER),
+    ModelSpec("densenet_bc_250_24", densenet_bc_250_24, input_size=(3, 32, 32), paper=_PAPER),
+)
+MODELS: dict[str, Callable[..., nn.Module]] = builders(SPECS)

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from cnncourse.layers import init_conv_bn
+from cnncourse.models.spec import ModelSpec, builders
 
 __all__ = [
     "VGG16_CFG",
@@ -45,6 +46,7 @@ __all__ = [
     "fcn32s",
     "fcn16s",
     "fcn8s",
+    "SPECS",
     "MODELS",
 ]
 
@@ -184,4 +186,13 @@ def fcn8s(num_classes: int = 21, **kwargs: object) -> FCN:
     return FCN(num_classes, stride=8, **kwargs)
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"fcn32s": fcn32s, "fcn16s": fcn16s, "fcn8s": fcn8s}
+_VOC = (3, 500, 500)  # PASCAL VOC images are at most 500 x 500
+_PAPER = "Long et al. 2015, Fully convolutional networks for semantic segmentation"
+
+#: One record per model (see `cnncourse.models.spec`); `cnncourse.models` merges them.
+SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("fcn32s", fcn32s, input_size=_VOC, task="segmentation", paper=_PAPER),
+    ModelSpec("fcn16s", fcn16s, input_size=_VOC, task="segmentation", paper=_PAPER),
+    ModelSpec("fcn8s", fcn8s, input_size=_VOC, task="segmentation", paper=_PAPER),
+)
+MODELS: dict[str, Callable[..., nn.Module]] = builders(SPECS)

@@ -60,6 +60,7 @@ from torch import Tensor, nn
 
 # Shared with Inception v3; re-exported here, where the course first meets them.
 from cnncourse.models.inception_blocks import BasicConv2d, transform_input
+from cnncourse.models.spec import ModelSpec, builders
 
 __all__ = [
     "BasicConv2d",
@@ -72,6 +73,7 @@ __all__ = [
     "googlenet",
     "googlenet_paper",
     "INCEPTION_CFG",
+    "SPECS",
     "MODELS",
 ]
 
@@ -285,7 +287,11 @@ def googlenet_paper(
     return GoogLeNet(num_classes, aux_logits, paper=True, **kwargs)
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "googlenet": googlenet,
-    "googlenet_paper": googlenet_paper,
-}
+_PAPER = "Szegedy et al. 2015, Going deeper with convolutions"
+
+#: One record per model (see `cnncourse.models.spec`); `cnncourse.models` merges them.
+SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("googlenet", googlenet, paper=_PAPER, torchvision="googlenet"),
+    ModelSpec("googlenet_paper", googlenet_paper, paper=_PAPER),
+)
+MODELS: dict[str, Callable[..., nn.Module]] = builders(SPECS)

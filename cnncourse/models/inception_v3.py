@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnncourse.models.inception_blocks import BasicConv2d, InceptionFig5, transform_input
+from cnncourse.models.spec import ModelSpec, builders
 
 __all__ = [
     "BasicConv2d",
@@ -42,6 +43,7 @@ __all__ = [
     "Inception3",
     "InceptionOutputs",
     "inception_v3",
+    "SPECS",
     "MODELS",
 ]
 
@@ -296,4 +298,16 @@ def inception_v3(num_classes: int = 1000, aux_logits: bool = True, **kwargs: obj
     return Inception3(num_classes, aux_logits, **kwargs)
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"inception_v3": inception_v3}
+_PAPER = "Szegedy et al. 2016, Rethinking the Inception architecture for computer vision"
+
+#: One record per model (see `cnncourse.models.spec`); `cnncourse.models` merges them.
+SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        "inception_v3",
+        inception_v3,
+        input_size=(3, 299, 299),
+        paper=_PAPER,
+        torchvision="inception_v3",
+    ),
+)
+MODELS: dict[str, Callable[..., nn.Module]] = builders(SPECS)

@@ -31,13 +31,26 @@ choices, each available on its own in `LeNet5`:
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import nn
 
-__all__ = ["LeNet5", "C3_TABLE", "ScaledTanh", "Subsampling", "PartialConv", "RBFOutput"]
-__all__ += ["lenet5", "lenet5_paper", "MODELS"]
+from cnncourse.models.spec import ModelSpec, builders
+
+__all__ = [
+    "LeNet5",
+    "C3_TABLE",
+    "ScaledTanh",
+    "Subsampling",
+    "PartialConv",
+    "RBFOutput",
+    "lenet5",
+    "lenet5_paper",
+    "SPECS",
+    "MODELS",
+]
 
 # Paper table I: the S2 maps that each of C3's 16 maps sees.
 C3_TABLE: tuple[tuple[int, ...], ...] = (
@@ -178,4 +191,11 @@ def lenet5_paper(**kwargs) -> LeNet5:
     return LeNet5(**(defaults | kwargs))
 
 
-MODELS = {"lenet5": lenet5, "lenet5_paper": lenet5_paper}
+_LECUN = "LeCun et al. 1998, Gradient-based learning applied to document recognition"
+
+#: One record per model (see `cnncourse.models.spec`); `cnncourse.models` merges them.
+SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("lenet5", lenet5, input_size=(1, 32, 32), in_channels=True, paper=_LECUN),
+    ModelSpec("lenet5_paper", lenet5_paper, input_size=(1, 32, 32), in_channels=True, paper=_LECUN),
+)
+MODELS: dict[str, Callable[..., nn.Module]] = builders(SPECS)

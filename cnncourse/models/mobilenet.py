@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from cnncourse.layers import ConvBNReLU, DepthwiseSeparableConv, init_conv_bn
+from cnncourse.models.spec import ModelSpec, builders
 
 __all__ = [
     "MobileNetV1",
@@ -47,6 +48,7 @@ __all__ = [
     "mobilenet_v2",
     "V1_CFG",
     "V2_CFG",
+    "SPECS",
     "MODELS",
 ]
 
@@ -177,7 +179,18 @@ def mobilenet_v2(num_classes: int = 1000, width_mult: float = 1.0, **kwargs: obj
     return MobileNetV2(num_classes, width_mult, **kwargs)
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "mobilenet_v1": mobilenet_v1,
-    "mobilenet_v2": mobilenet_v2,
-}
+#: One record per model (see `cnncourse.models.spec`); `cnncourse.models` merges them.
+SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        "mobilenet_v1",
+        mobilenet_v1,
+        paper="Howard et al. 2017, MobileNets: efficient CNNs for mobile vision applications",
+    ),
+    ModelSpec(
+        "mobilenet_v2",
+        mobilenet_v2,
+        paper="Sandler et al. 2018, MobileNetV2: inverted residuals and linear bottlenecks",
+        torchvision="mobilenet_v2",
+    ),
+)
+MODELS: dict[str, Callable[..., nn.Module]] = builders(SPECS)

@@ -37,6 +37,7 @@ than v1 in the bottleneck nets: see `Bottleneck`. The basic-block nets are the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -54,10 +55,32 @@ from cnncourse.models.resnet_blocks import (
     make_shortcut,
     make_stage,
 )
+from cnncourse.models.spec import ModelSpec, builders
 
 # The blocks live in `resnet_blocks`; they are re-exported here, where the course first meets them.
-__all__ = ["BasicBlock", "Bottleneck", "ZeroPadShortcut", "ResNet", "make_shortcut", "conv1x1"]
-__all__ += ["conv3x3", "make_stage", "init_resnet", "Shortcut", "Block", "LAYERS", "MODELS"]
+__all__ = [
+    "BasicBlock",
+    "Bottleneck",
+    "ZeroPadShortcut",
+    "ResNet",
+    "make_shortcut",
+    "conv1x1",
+    "conv3x3",
+    "make_stage",
+    "init_resnet",
+    "Shortcut",
+    "Block",
+    "LAYERS",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "plain18",
+    "plain34",
+    "SPECS",
+    "MODELS",
+]
 
 
 class ResNet(nn.Module):
@@ -159,7 +182,16 @@ def plain34(**kwargs) -> ResNet:
     return ResNet(*LAYERS[34], residual=False, **kwargs)
 
 
-MODELS = {
-    f.__name__: f for f in (resnet18, resnet34, resnet50, resnet101, resnet152, plain18, plain34)
-}
-__all__ += list(MODELS)
+_PAPER = "He et al. 2016, Deep residual learning for image recognition"
+
+#: One record per model (see `cnncourse.models.spec`); `cnncourse.models` merges them.
+SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("resnet18", resnet18, in_channels=True, paper=_PAPER, torchvision="resnet18"),
+    ModelSpec("resnet34", resnet34, in_channels=True, paper=_PAPER, torchvision="resnet34"),
+    ModelSpec("resnet50", resnet50, in_channels=True, paper=_PAPER, torchvision="resnet50"),
+    ModelSpec("resnet101", resnet101, in_channels=True, paper=_PAPER, torchvision="resnet101"),
+    ModelSpec("resnet152", resnet152, in_channels=True, paper=_PAPER, torchvision="resnet152"),
+    ModelSpec("plain18", plain18, in_channels=True, paper=_PAPER),
+    ModelSpec("plain34", plain34, in_channels=True, paper=_PAPER),
+)
+MODELS: dict[str, Callable[..., nn.Module]] = builders(SPECS)

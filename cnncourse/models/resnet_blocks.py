@@ -17,8 +17,18 @@ from torch import nn
 
 from cnncourse.layers import init_conv_bn
 
-__all__ = ["conv3x3", "conv1x1", "ZeroPadShortcut", "make_shortcut", "BasicBlock", "Bottleneck"]
-__all__ += ["make_stage", "init_resnet", "Shortcut", "Block"]
+__all__ = [
+    "conv3x3",
+    "conv1x1",
+    "ZeroPadShortcut",
+    "make_shortcut",
+    "BasicBlock",
+    "Bottleneck",
+    "make_stage",
+    "init_resnet",
+    "Shortcut",
+    "Block",
+]
 
 Shortcut = Literal["A", "B", "C"]
 

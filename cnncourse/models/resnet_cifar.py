@@ -28,11 +28,14 @@ Degradation (paper, fig. 6 left): the plain nets (``plain20`` ... ``plain110``) 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from cnncourse.models.resnet import LAYERS, ResNet
 from cnncourse.models.resnet_blocks import BasicBlock, Shortcut, conv3x3, init_resnet, make_stage
+from cnncourse.models.spec import ModelSpec, builders
 
 __all__ = [
     "resnet18_cifar",
@@ -49,6 +52,7 @@ __all__ = [
     "plain44",
     "plain56",
     "plain110",
+    "SPECS",
     "MODELS",
 ]
 
@@ -166,17 +170,23 @@ def resnet18_cifar(num_classes: int = 10, **kwargs) -> ResNet:
     return ResNet(*LAYERS[18], num_classes=num_classes, stem="cifar", **kwargs)
 
 
-MODELS = {
-    "resnet18_cifar": resnet18_cifar,
-    "resnet20": resnet20,
-    "resnet32": resnet32,
-    "resnet44": resnet44,
-    "resnet56": resnet56,
-    "resnet110": resnet110,
-    "resnet1202": resnet1202,
-    "plain20": plain20,
-    "plain32": plain32,
-    "plain44": plain44,
-    "plain56": plain56,
-    "plain110": plain110,
-}
+_PAPER = "He et al. 2016, Deep residual learning for image recognition"
+
+#: One record per model (see `cnncourse.models.spec`); `cnncourse.models` merges them.
+SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        "resnet18_cifar", resnet18_cifar, input_size=(3, 32, 32), in_channels=True, paper=_PAPER
+    ),
+    ModelSpec("resnet20", resnet20, input_size=(3, 32, 32), in_channels=True, paper=_PAPER),
+    ModelSpec("resnet32", resnet32, input_size=(3, 32, 32), in_channels=True, paper=_PAPER),
+    ModelSpec("resnet44", resnet44, input_size=(3, 32, 32), in_channels=True, paper=_PAPER),
+    ModelSpec("resnet56", resnet56, input_size=(3, 32, 32), in_channels=True, paper=_PAPER),
+    ModelSpec("resnet110", resnet110, input_size=(3, 32, 32), in_channels=True, paper=_PAPER),
+    ModelSpec("resnet1202", resnet1202, input_size=(3, 32, 32), in_channels=True, paper=_PAPER),
+    ModelSpec("plain20", plain20, input_size=(3, 32, 32), in_channels=True, paper=_PAPER),
+    ModelSpec("plain32", plain32, input_size=(3, 32, 32), in_channels=True, paper=_PAPER),
+    ModelSpec("plain44", plain44, input_size=(3, 32, 32), in_channels=True, paper=_PAPER),
+    ModelSpec("plain56", plain56, input_size=(3, 32, 32), in_channels=True, paper=_PAPER),
+    ModelSpec("plain110", plain110, input_size=(3, 32, 32), in_channels=True, paper=_PAPER),
+)
+MODELS: dict[str, Callable[..., nn.Module]] = builders(SPECS)

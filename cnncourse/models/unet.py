@@ -40,8 +40,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnncourse import counting
+from cnncourse.models.spec import ModelSpec, builders
 
-__all__ = ["DoubleConv", "Up", "UNet", "unet", "unet_padded", "MODELS"]
+__all__ = ["DoubleConv", "Up", "UNet", "unet", "unet_padded", "SPECS", "MODELS"]
 
 
 class DoubleConv(nn.Sequential):
@@ -227,4 +228,19 @@ def unet_padded(in_channels: int = 1, num_classes: int = 2, **kwargs: object) ->
     return UNet(in_channels, num_classes, padding=True, **kwargs)
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"unet": unet, "unet_padded": unet_padded}
+_TILE = (1, 572, 572)  # the paper's input tile
+_PAPER = "Ronneberger et al. 2015, U-Net: convolutional networks for biomedical image segmentation"
+
+#: One record per model (see `cnncourse.models.spec`); `cnncourse.models` merges them.
+SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("unet", unet, input_size=_TILE, task="segmentation", in_channels=True, paper=_PAPER),
+    ModelSpec(
+        "unet_padded",
+        unet_padded,
+        input_size=_TILE,
+        task="segmentation",
+        in_channels=True,
+        paper=_PAPER,
+    ),
+)
+MODELS: dict[str, Callable[..., nn.Module]] = builders(SPECS)

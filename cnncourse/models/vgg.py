@@ -26,14 +26,35 @@ Batch norm (``_bn``) adds 2 parameters per channel and no MACs in our convention
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
 from cnncourse.layers import init_conv_bn
+from cnncourse.models.spec import ModelSpec, builders
 
-__all__ = ["VGG", "cfgs", "make_layers", "vgg_cifar", "MODELS"]
+__all__ = [
+    "VGG",
+    "cfgs",
+    "make_layers",
+    "vgg_cifar",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+    "vgg11_cifar",
+    "vgg13_cifar",
+    "vgg16_cifar",
+    "vgg19_cifar",
+    "SPECS",
+    "MODELS",
+]
 
 # Paper table 1, columns A (11 weight layers), B (13), D (16), E (19): conv widths, "M" = max-pool.
 # (A-LRN and C, which has 1x1 convs, are not in torchvision and not here.)
@@ -191,18 +212,21 @@ def vgg19_cifar(**kwargs: Any) -> VGG:
     return vgg_cifar(19, **kwargs)
 
 
-MODELS = {
-    "vgg11": vgg11,
-    "vgg11_bn": vgg11_bn,
-    "vgg13": vgg13,
-    "vgg13_bn": vgg13_bn,
-    "vgg16": vgg16,
-    "vgg16_bn": vgg16_bn,
-    "vgg19": vgg19,
-    "vgg19_bn": vgg19_bn,
-    "vgg11_cifar": vgg11_cifar,
-    "vgg13_cifar": vgg13_cifar,
-    "vgg16_cifar": vgg16_cifar,
-    "vgg19_cifar": vgg19_cifar,
-}
-__all__ += list(MODELS)
+_PAPER = "Simonyan and Zisserman 2015, Very deep convolutional networks for large-scale image ..."
+
+#: One record per model (see `cnncourse.models.spec`); `cnncourse.models` merges them.
+SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("vgg11", vgg11, paper=_PAPER, torchvision="vgg11"),
+    ModelSpec("vgg11_bn", vgg11_bn, paper=_PAPER, torchvision="vgg11_bn"),
+    ModelSpec("vgg13", vgg13, paper=_PAPER, torchvision="vgg13"),
+    ModelSpec("vgg13_bn", vgg13_bn, paper=_PAPER, torchvision="vgg13_bn"),
+    ModelSpec("vgg16", vgg16, paper=_PAPER, torchvision="vgg16"),
+    ModelSpec("vgg16_bn", vgg16_bn, paper=_PAPER, torchvision="vgg16_bn"),
+    ModelSpec("vgg19", vgg19, paper=_PAPER, torchvision="vgg19"),
+    ModelSpec("vgg19_bn", vgg19_bn, paper=_PAPER, torchvision="vgg19_bn"),
+    ModelSpec("vgg11_cifar", vgg11_cifar, input_size=(3, 32, 32), paper=_PAPER),
+    ModelSpec("vgg13_cifar", vgg13_cifar, input_size=(3, 32, 32), paper=_PAPER),
+    ModelSpec("vgg16_cifar", vgg16_cifar, input_size=(3, 32, 32), paper=_PAPER),
+    ModelSpec("vgg19_cifar", vgg19_cifar, input_size=(3, 32, 32), paper=_PAPER),
+)
+MODELS: dict[str, Callable[..., nn.Module]] = builders(SPECS)

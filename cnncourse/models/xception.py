@@ -28,8 +28,9 @@ import torch
 from torch import Tensor, nn
 
 from cnncourse.layers import init_conv_bn
+from cnncourse.models.spec import ModelSpec, builders
 
-__all__ = ["SeparableConv2d", "XceptionBlock", "Xception", "xception", "MODELS"]
+__all__ = ["SeparableConv2d", "XceptionBlock", "Xception", "xception", "SPECS", "MODELS"]
 
 
 class SeparableConv2d(nn.Sequential):
@@ -132,4 +133,10 @@ def xception(num_classes: int = 1000, **kwargs: object) -> Xception:
     return Xception(num_classes, **kwargs)
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"xception": xception}
+_PAPER = "Chollet 2017, Xception: deep learning with depthwise separable convolutions"
+
+#: One record per model (see `cnncourse.models.spec`); `cnncourse.models` merges them.
+SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("xception", xception, input_size=(3, 299, 299), paper=_PAPER),
+)
+MODELS: dict[str, Callable[..., nn.Module]] = builders(SPECS)

@@ -7,7 +7,8 @@
 >>> test = DeviceLoader(*to_tensors(get_dataset("shapes", "test")), batch_size=512, shuffle=False)
 >>> model = get_model("resnet20")
 >>> history = fit(model, train, test, epochs=5, scheduler="onecycle")  # doctest: +SKIP
->>> history.plot()  # doctest: +SKIP
+>>> from cnncourse.plot import plot_history
+>>> plot_history(history)  # doctest: +SKIP
 
 The same call uses a GPU when there is one, and several under ``torchrun`` (DDP); ``amp="bf16"``,
 ``channels_last=True`` and ``compile=True`` make it faster (`cnncourse.bench` measures by how

@@ -1,7 +1,7 @@
 """Catch a model that does not fit its data before training starts, not minutes into it.
 
 The model runs once on PyTorch's ``meta`` device (shapes, no data, no memory, no time; see
-`cnncourse.profile`), on one input of the data's shape. A wrong ``in_channels`` fails there; a
+`cnncourse.meta`), on one input of the data's shape. A wrong ``in_channels`` fails there; a
 wrong ``num_classes`` (or a segmentation net whose output is smaller than its input, like the
 paper's unpadded U-Net) shows in the output's shape.
 
@@ -22,15 +22,15 @@ import numbers
 import torch
 from torch import nn
 
-from cnncourse.profile import meta_forward
+from cnncourse.meta import meta_forward
 
-__all__ = ["output_shape", "check_model_data", "check_loader", "check_at_least", "model_for_data"]
+__all__ = ["output_shape", "check_model_data", "check_loader", "check_at_least"]
 
 
 def output_shape(model: nn.Module, input_size: tuple[int, ...]) -> tuple[int, ...]:
     """Shape of ``model(x)`` for one input of shape `input_size` (no batch dim), on meta.
 
-    The model is neither moved nor changed (see `cnncourse.profile.meta_forward`, which raises
+    The model is neither moved nor changed (see `cnncourse.meta.meta_forward`, which raises
     ValueError naming the layer that refused the input).
     """
     return tuple(meta_forward(model, tuple(input_size)).shape[1:])
@@ -111,18 +111,3 @@ def check_at_least(least: int, **values: int) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-
-
-def model_for_data(name: str, in_channels: int, num_classes: int, **kwargs: object) -> nn.Module:
-    """``get_model(name)`` built for the data: `num_classes`, and `in_channels` where the
-    builder takes it (some, like VGG's or DenseNet's, are RGB only; `check_model_data` then
-    tells whether the data fits).
-    """
-    from cnncourse.models import get_model
-
-    try:
-        with torch.device("meta"):  # a trial build: no memory, no time
-            get_model(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
-    except TypeError:
-        return get_model(name, num_classes=num_classes, **kwargs)
-    return get_model(name, num_classes=num_classes, in_channels=in_channels, **kwargs)

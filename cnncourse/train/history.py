@@ -1,13 +1,10 @@
-"""`History`: what `fit` measured, one row per epoch, ready to print, plot and checkpoint."""
+"""`History`: what `fit` measured, one row per epoch, ready to print and checkpoint (and to plot:
+`cnncourse.plot.plot_history`, which reads it; this module does not know about figures)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 __all__ = ["History"]
 
@@ -67,12 +64,6 @@ class History:
         pick = min if "loss" in metric else max
         i = getattr(self, metric).index(pick(values))
         return {f.name: getattr(self, f.name)[i] for f in fields(self)}
-
-    def plot(self) -> Figure:
-        """Learning curves: loss and accuracy per epoch, training and validation."""
-        from cnncourse.plot import plot_history
-
-        return plot_history(self)
 
     def __str__(self) -> str:
         return "\n".join(format_row(self, i) for i in range(len(self)))
