@@ -4,8 +4,9 @@ Temporary course directories get the repository's nbgrader_config.py and solutio
 generates the releases there (never in the repository), students "submit", and one
 `nbgrader autograde` run per assignment and course grades them all: the solution, the untouched
 release, and broken or hostile submissions (see `SUBMISSIONS`). The courses are graded at the
-same time, in about a minute (the tests marked `slow`). The first tests are quick unit tests of
-`cnncourse.grading` itself.
+same time (the tests marked `slow`: about four minutes on two cores shared with other work). The
+written answer of ex02 is graded by hand: autograde leaves its points to the instructor, and the
+tests check that it does. The first tests are quick unit tests of `cnncourse.grading` itself.
 """
 
 from __future__ import annotations
@@ -309,10 +310,9 @@ def test_every_task_of_the_notebooks_is_declared_once() -> None:
         for c in nb.cells:
             used |= set(re.findall(r'check_function\("([\w.]+)"', c.source))
     assert used == set(grading.TASKS)
-    for name, task in grading.TASKS.items():
+    for name, task in grading.TASKS.items():  # cases travel to the kernel as JSON: plain data
         case = task.cases(random.Random(0))
-        assert task.reference(case) is not None, name
-        assert task.guarded == (task.visible < 6), name  # guarded tasks draw fewer cases
+        assert json.loads(json.dumps(case)) == case and task.reference(case) is not None, name
 
 
 def test_exercises_page_states_the_points_graded_by_hand() -> None:

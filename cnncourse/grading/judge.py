@@ -46,9 +46,10 @@ def _problem(got: dict, want: Any, task: Task) -> str | None:
                 "work the gradient out yourself"
             )
         if got.get("forbidden"):
+            work = "the sliding window" if task.autograd else "the gradient"
             return (
                 f"it uses torch's own `{got['forbidden']}` (F.conv2d, nn.Conv2d, unfold, "
-                "F.max_pool2d, ...): write the sliding window yourself"
+                f"F.max_pool2d, their gradients, ...): write {work} yourself"
             )
         if got["error"].startswith("NotImplementedError"):
             return "it is not implemented yet (it raises NotImplementedError)"
