@@ -156,6 +156,21 @@ def test_output_sizes(g) -> None:
     assert formula == real and naive == math.ceil((n + 2 * padding - k) / s) + 1 != real
 
 
+def test_size_table_and_googlenet_claim(g) -> None:
+    rows = ast.literal_eval(g["size_cases"])
+    for n, k, s, ceil, formula, real in rows:
+        x = torch.zeros(1, 1, n, n, device="meta")
+        assert formula == real == F.max_pool2d(x, k, s, ceil_mode=ceil).shape[-1]
+    # "3x3/2 pooling on 112x112 with ceil_mode, as in torchvision's GoogLeNet"
+    torchvision = pytest.importorskip("torchvision")
+    with torch.device("meta"):
+        net = torchvision.models.googlenet(weights=None, init_weights=False, aux_logits=False)
+        pool1_in = net.conv1(torch.empty(1, 3, 224, 224))
+    pool = net.maxpool1
+    assert (pool1_in.shape[-1], pool.kernel_size, pool.stride, pool.ceil_mode) == (112, 3, 2, True)
+    assert (112, 3, 2, True, pool(pool1_in).shape[-1], pool(pool1_in).shape[-1]) in rows
+
+
 def test_global_pooling_heads(g) -> None:
     assert g["gap_length"] == 100 and g["gap_diff"] == 0.0
     x = torch.zeros(1, 100, 40, 40)
