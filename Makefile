@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # torch wheel) and the tools whose output the tests compare byte for byte. See constraints.txt.
 CONSTRAINTS := constraints.txt
 
-.PHONY: setup book test lint clean
+.PHONY: setup book test lint clean colab
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,10 @@ book: setup
 ## Run every test: package, notebooks (papermill), nbgrader grading end to end, book build, lint.
 test: setup
 	$(BIN)/python -m pytest
+
+## Regenerate the Colab editions of the book's pages (book/colab/), after editing a chapter.
+colab: setup
+	$(BIN)/python book/_ext/colab_edition.py
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -7,6 +7,7 @@ page computes a value and *glues* it under a name; the markdown cites it with my
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -42,3 +43,34 @@ def glue(name: str, value: T, display: bool = False) -> T:
 def _is_figure(value: object) -> bool:
     """A matplotlib figure (checked by name: matplotlib is not imported for the check)."""
     return any(c.__name__ == "Figure" and "matplotlib" in c.__module__ for c in type(value).__mro__)
+
+
+#: A glue role of myst-nb, as the book's prose writes it: {glue:text}`name:format` or {glue}`name`.
+GLUE_ROLE = re.compile(r"\{glue(?::text|:any|:)?\}`(?P<name>[^`:]+)(?::(?P<format>[^`]*))?`")
+
+
+def fill_glued(markdown: str, values: dict[str, object] | None = None) -> str:
+    """`markdown` with every glue role replaced by its value, formatted as the role asks.
+
+    >>> fill_glued("{glue:text}`n:,d` parameters", {"n": 78500})
+    '78,500 parameters'
+
+    A name not glued yet reads "(not computed yet: run the cells above)".
+    """
+    values = GLUED if values is None else values
+
+    def value(m: re.Match) -> str:
+        if m["name"] not in values:
+            return "(not computed yet: run the cells above)"
+        v = values[m["name"]]
+        return format(v, m["format"]) if m["format"] else str(v)
+
+    return GLUE_ROLE.sub(value, markdown)
+
+
+def show_markdown(markdown: str) -> None:
+    """Display `markdown` with its glue roles filled in: the Colab edition of a chapter shows its
+    prose this way, since a Markdown cell cannot hold a number that the code computes."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(fill_glued(markdown)))

@@ -4,8 +4,8 @@ sphinx-thebe registers its inline configuration script once per ``env-before-rea
 and Jupyter Book fires that event twice, so every page declared ``const THEBE_JS_URL`` twice and
 each browser logged "Identifier 'THEBE_JS_URL' has already been declared". Identical scripts are
 kept once here, when each page is written (sphinx-togglebutton's selector was doubled too).
-The bibliography's entries are also given the role their list requires, and the book's own CSS
-is added.
+The bibliography's entries are also given the role their list requires, a chapter's Colab
+button opens the chapter's Colab edition, and the book's own CSS is added.
 """
 
 from __future__ import annotations
@@ -43,6 +43,22 @@ def _citations_as_list_items(
         context["body"] = context["body"].replace('role="doc-biblioentry"', 'role="listitem"')
 
 
+def _colab_edition_button(
+    app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    """The Colab launch button of a chapter opens its Colab edition, ``book/colab/<page>``,
+    where the book's MyST markup is resolved (see ``colab_edition.py``)."""
+    name = pagename.rsplit("/", 1)[-1] + ".ipynb"
+    if not (Path(app.srcdir) / "book" / "colab" / name).is_file():
+        return
+    for group in context.get("header_buttons", []):
+        for button in group.get("buttons", []):
+            url = button.get("url", "")
+            if button.get("text") == "Colab" and url.endswith(f"/{pagename}.ipynb"):
+                base = url.removesuffix(f"/{pagename}.ipynb").removesuffix("/.")
+                button["url"] = f"{base}/book/colab/{name}"
+
+
 def _add_static(app: Sphinx) -> None:
     """The book's own CSS (``static/cnncourse.css``: long inline code wraps on phones)."""
     app.config.html_static_path.append(str(Path(__file__).parent / "static"))
@@ -54,4 +70,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     # Early: the event stops at the first handler that returns a template name (the theme's).
     app.connect("html-page-context", _drop_duplicate_scripts, priority=100)
     app.connect("html-page-context", _citations_as_list_items, priority=100)
+    # Late: after sphinx-book-theme has made its launch buttons.
+    app.connect("html-page-context", _colab_edition_button, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
