@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # torch wheel) and the tools whose output the tests compare byte for byte. See constraints.txt.
 CONSTRAINTS := constraints.txt
 
-.PHONY: setup book test lint clean colab
+.PHONY: setup book test lint clean colab test-colab
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,17 @@ test: setup
 ## Regenerate the Colab editions of the book's pages (book/colab/), after editing a chapter.
 colab: setup
 	$(BIN)/python book/_ext/colab_edition.py
+
+## A Colab-like runtime: Python 3.12, the package's oldest declared versions (pyproject's floors),
+## no nbgrader or Jupyter Book; every page's Colab edition and every solution run in it.
+COLAB_PYTHON ?= python3.12
+COLAB_VENV   ?= .venv-colab
+COLAB_PINS   := torch==2.9.1 torchvision==0.24.1 numpy==1.26.4 matplotlib==3.8.4 tqdm==4.66.5
+test-colab:
+	test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install -q $(COLAB_PINS) ipykernel papermill
+	$(COLAB_VENV)/bin/python -m pip install -q --no-deps -e .
+	$(COLAB_VENV)/bin/python tests/colab_run.py
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
