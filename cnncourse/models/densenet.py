@@ -64,16 +64,18 @@ class DenseLayer(nn.Module):
         self, in_channels: int, growth_rate: int, bn_size: int | None = 4, drop_rate: float = 0.0
     ) -> None:
         super().__init__()
-        c = in_channels
-        if bn_size is not None:  # bottleneck: 1x1 conv down to bn_size * k channels
-            self.norm1 = nn.BatchNorm2d(c)
+        if bn_size is not None:  # bottleneck: 1x1 conv down to bn_size * k channels, then 3x3
+            mid = bn_size * growth_rate
+            self.norm1 = nn.BatchNorm2d(in_channels)
             self.relu1 = nn.ReLU(inplace=True)
-            self.conv1 = nn.Conv2d(c, bn_size * growth_rate, 1, bias=False)
-            c = bn_size * growth_rate
-        suffix = "2" if bn_size is not None else "1"
-        self.add_module(f"norm{suffix}", nn.BatchNorm2d(c))
-        self.add_module(f"relu{suffix}", nn.ReLU(inplace=True))
-        self.add_module(f"conv{suffix}", nn.Conv2d(c, growth_rate, 3, padding=1, bias=False))
+            self.conv1 = nn.Conv2d(in_channels, mid, 1, bias=False)
+            self.norm2 = nn.BatchNorm2d(mid)
+            self.relu2 = nn.ReLU(inplace=True)
+            self.conv2 = nn.Conv2d(mid, growth_rate, 3, padding=1, bias=False)
+        else:  # plain DenseNet: the 3x3 conv alone
+            self.norm1 = nn.BatchNorm2d(in_channels)
+            self.relu1 = nn.ReLU(inplace=True)
+            self.conv1 = nn.Conv2d(in_channels, growth_rate, 3, padding=1, bias=False)
         self.drop_rate = drop_rate
 
     def forward(self, x: Tensor) -> Tensor:
@@ -169,6 +171,8 @@ class DenseNet(nn.Module):
                 out = int(compression * c)  # floor(theta * m)
                 self.features.add_module(f"transition{i + 1}", Transition(c, out))
                 c = out
+        # The final BN after the last block: "norm5" in the four-block ImageNet nets, "norm4" in
+        # the three-block CIFAR ones (the stem's BN is norm0).
         self.features.add_module(f"norm{len(block_config) + 1}", nn.BatchNorm2d(c))
         self.classifier = nn.Linear(c, num_classes)
         for m in self.modules():  # torchvision's init

@@ -227,12 +227,22 @@ class GoogLeNet(nn.Module):
         self.conv3 = BasicConv2d(64, 192, 3, padding=1, batch_norm=bn)
         self.norm2 = lrn()
         self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)  # 28x28
-        for name, cfg in INCEPTION_CFG.items():
-            module = InceptionModule(*cfg, kernel_5x5=5 if paper else 3, batch_norm=bn)
-            self.add_module(f"inception{name}", module)
+
+        def inception(row: str) -> InceptionModule:  # one row of table 1 (INCEPTION_CFG)
+            return InceptionModule(*INCEPTION_CFG[row], kernel_5x5=5 if paper else 3, batch_norm=bn)
+
+        self.inception3a = inception("3a")  # 28x28
+        self.inception3b = inception("3b")
         self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)  # 14x14
+        self.inception4a = inception("4a")
+        self.inception4b = inception("4b")
+        self.inception4c = inception("4c")
+        self.inception4d = inception("4d")
+        self.inception4e = inception("4e")
         # NOTE: the paper's pool before (5a) is 3x3/2; torchvision's is 2x2/2 (same 7x7 output).
         self.maxpool4 = nn.MaxPool2d(3 if paper else 2, stride=2, ceil_mode=True)  # 7x7
+        self.inception5a = inception("5a")
+        self.inception5b = inception("5b")
         if aux_logits:
             aux = {"batch_norm": bn, "adaptive_pool": not paper, "dropout": dropout_aux}
             self.aux1 = InceptionAux(512, num_classes, **aux)  # on (4a)'s output
