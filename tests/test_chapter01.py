@@ -24,6 +24,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from book_build import BookBuild
 from cnncourse.data import SHAPE_NAMES
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PAGE = "book/01_convolution"
 D = torch.float64
 
