@@ -139,7 +139,7 @@ def _train_in_group(
     downloads what is missing, the others then read the files), `fit`, plot on rank 0."""
     from cnncourse.data import DeviceLoader, get_dataset, to_tensors
     from cnncourse.losses import BorderWeightedCrossEntropy
-    from cnncourse.train import fit
+    from cnncourse.train import FitConfig, fit
     from cnncourse.train.distributed import main_first
 
     n = args.num_images  # None: the whole dataset; the test split gets a fifth as many
@@ -157,9 +157,7 @@ def _train_in_group(
         augment = args.augment and shuffle
         loaders.append(DeviceLoader(x, y, args.batch_size, shuffle, augment=augment, device=device))
     loss = BorderWeightedCrossEntropy() if args.border_weights else None
-    history = fit(
-        model,
-        *loaders,
+    config = FitConfig(
         epochs=args.epochs,
         lr=args.lr,
         scheduler=None if args.scheduler == "none" else args.scheduler,
@@ -172,6 +170,7 @@ def _train_in_group(
         resume=args.resume,
         seed=args.seed,
     )
+    history = fit(model, *loaders, config=config)
     if args.plot and history and d.is_main:  # one file, written once
         from cnncourse.plot import plot_history
 

@@ -24,6 +24,7 @@ from cnncourse.models import get_model
 from cnncourse.plot import plot_history
 from cnncourse.profile import count_params
 from cnncourse.train import (
+    FitConfig,
     History,
     NonFiniteLossError,
     check_model_data,
@@ -88,7 +89,9 @@ def test_small_cnn_learns_shapes_on_the_cpu_in_under_a_minute() -> None:
     torch.manual_seed(0)
     model = get_model("lenet5", in_channels=3, activation="relu", pool="max")
     train, test = shapes(8000, batch_size=64), shapes(1000, "test", batch_size=500)
-    history = fit(model, train, test, epochs=5, lr=0.1, scheduler="onecycle", progress=False)
+    history = fit(
+        model, train, test, config=FitConfig(epochs=5, lr=0.1, scheduler="onecycle", progress=False)
+    )
     seconds = time.perf_counter() - start
     print(f"LeNet-5 on shapes: val_acc {history.val_acc[-1]:.1%} in {seconds:.1f} s")
     assert history.val_acc[-1] > 0.6, history  # chance is 10 classes: 10%
@@ -122,7 +125,12 @@ def test_a_cnn_beats_an_mlp_of_similar_size_on_shapes() -> None:
     assert 0.5 < n_cnn / n_mlp < 2, (n_cnn, n_mlp)  # 14,826 vs 18,706
     acc = {}
     for name, model in (("cnn", cnn), ("mlp", mlp)):
-        history = fit(model, train, test, epochs=4, lr=0.1, scheduler="onecycle", progress=False)
+        history = fit(
+            model,
+            train,
+            test,
+            config=FitConfig(epochs=4, lr=0.1, scheduler="onecycle", progress=False),
+        )
         acc[name] = history.val_acc[-1]
     print(f"val_acc: CNN {acc['cnn']:.1%} ({n_cnn:,} params), MLP {acc['mlp']:.1%} ({n_mlp:,})")
     assert acc["cnn"] > 0.75 and acc["cnn"] > acc["mlp"] + 0.4, acc  # ~90% vs ~24%
@@ -136,7 +144,9 @@ def run(seed: int = 0, epochs: int = 3, **kw) -> tuple[nn.Module, History]:
     model = tiny_cnn()
     kw = {"scheduler": "onecycle", "progress": False, "seed": seed, **kw}
     train = kw.pop("train", None) or shapes(256, augment=True, seed=seed)
-    history = fit(model, train, shapes(128, "test", batch_size=64), epochs=epochs, **kw)
+    history = fit(
+        model, train, shapes(128, "test", batch_size=64), config=FitConfig(epochs=epochs, **kw)
+    )
     return model, history
 
 
@@ -154,7 +164,7 @@ def test_a_torch_dataloader_works_too_and_is_checked() -> None:
 
     def train(model: nn.Module) -> nn.Module:
         loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
-        fit(model, loader, epochs=2, progress=False)
+        fit(model, loader, config=FitConfig(epochs=2, progress=False))
         return model
 
     torch.manual_seed(0)
@@ -236,7 +246,7 @@ def test_an_existing_checkpoint_is_never_overwritten_by_a_new_run(tmp_path: Path
 
 def test_resume_without_a_checkpoint_is_refused() -> None:
     with pytest.raises(ValueError, match="resume=True needs checkpoint="):
-        fit(tiny_cnn(), shapes(64), resume=True, progress=False)
+        fit(tiny_cnn(), shapes(64), config=FitConfig(resume=True, progress=False))
 
 
 def test_resume_refuses_a_different_schedule_length(tmp_path: Path) -> None:
@@ -250,7 +260,11 @@ def test_resume_refuses_a_checkpoint_of_another_architecture(tmp_path: Path) -> 
     run(epochs=1, checkpoint=path)
     other = get_model("lenet5", in_channels=3)
     with pytest.raises(ValueError, match=r"checkpoint '.*tiny\.pt' .* another architecture"):
-        fit(other, shapes(64), checkpoint=path, resume=True, scheduler="onecycle", progress=False)
+        fit(
+            other,
+            shapes(64),
+            config=FitConfig(checkpoint=path, resume=True, scheduler="onecycle", progress=False),
+        )
 
 
 def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch) -> None:
@@ -341,7 +355,7 @@ def test_a_second_fit_with_the_same_seed_replays_the_same_shuffles() -> None:
             seen.extend(y.tolist())
             return nn.functional.cross_entropy(out, y)
 
-        fit(model, loader, epochs=1, seed=seed, loss_fn=loss_fn, progress=False)
+        fit(model, loader, config=FitConfig(epochs=1, seed=seed, loss_fn=loss_fn, progress=False))
         return seen
 
     loader = DataLoader(TensorDataset(x, ids), batch_size=16, shuffle=True)
@@ -391,7 +405,7 @@ def test_a_missing_device_is_a_value_error_naming_it(monkeypatch, cuda, mps, ask
     with pytest.raises(ValueError, match=rf"device='{asked}', but this machine has no {kind} "):
         pick_device(asked)
     with pytest.raises(ValueError, match=rf"device='{asked}'"):
-        fit(tiny_cnn(), shapes(64), device=asked, progress=False)
+        fit(tiny_cnn(), shapes(64), config=FitConfig(device=asked, progress=False))
     assert set_device == []
 
 
@@ -409,7 +423,19 @@ def test_a_missing_device_is_a_value_error_naming_it(monkeypatch, cuda, mps, ask
 )
 def test_bad_arguments_are_named(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        fit(tiny_cnn(), shapes(64), progress=False, **kwargs)
+        fit(tiny_cnn(), shapes(64), config=FitConfig(progress=False, **kwargs))
+
+
+def test_fit_keywords_still_work_for_one_release_and_warn() -> None:
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match=r"FitConfig\(epochs=\.\.\., progress=\.\.\.\)"):
+        history = fit(tiny_cnn(), shapes(64), epochs=2, progress=False)
+    assert len(history) == 2  # the keywords took effect
+    with pytest.warns(DeprecationWarning):  # a keyword overrides the config's field
+        history = fit(tiny_cnn(), shapes(64), config=FitConfig(epochs=3), progress=False)
+    assert len(history) == 3
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
+        fit(tiny_cnn(), shapes(64), epoch=1)
 
 
 def test_shape_mismatch_is_named_before_training() -> None:
@@ -436,7 +462,7 @@ def test_shape_mismatch_is_named_before_training() -> None:
         (get_model("lenet5", in_channels=3, num_classes=5), "num_classes=10"),
     ):
         with pytest.raises(ValueError, match=match):
-            fit(model, shapes(64), loss_fn=counting_loss, progress=False)
+            fit(model, shapes(64), config=FitConfig(loss_fn=counting_loss, progress=False))
     assert steps == 0
 
 
@@ -506,7 +532,9 @@ def test_pixel_accuracy_leaves_out_the_pixels_the_loss_ignores() -> None:
     loss_fn = nn.CrossEntropyLoss(ignore_index=2)
     assert evaluate(model, [(x, masks)], loss_fn)["acc"] == pytest.approx(expected)
     # Training too: with lr=0 the step leaves the model as it is, so the same pixels are right.
-    history = fit(model, [(x, masks)], loss_fn=loss_fn, lr=0.0, seed=None, progress=False)
+    history = fit(
+        model, [(x, masks)], config=FitConfig(loss_fn=loss_fn, lr=0.0, seed=None, progress=False)
+    )
     assert history.train_acc[0] == pytest.approx(expected)
     assert evaluate(model, [(x, masks)])["acc"] == pytest.approx(every_pixel)  # ignores none
 
@@ -518,7 +546,12 @@ def test_unet_trains_with_border_weights_in_the_same_loop() -> None:
     x, y = to_tensors(get_dataset("shapes_seg", n=32, image_size=32))
     loader = DeviceLoader(x, y, batch_size=8, augment=True)
     model = get_model("unet_padded", in_channels=3, num_classes=6, base_channels=8, depth=2)
-    history = fit(model, loader, loader, loss_fn=BorderWeightedCrossEntropy(), progress=False)
+    history = fit(
+        model,
+        loader,
+        loader,
+        config=FitConfig(loss_fn=BorderWeightedCrossEntropy(), progress=False),
+    )
     assert math.isfinite(history.train_loss[0]) and 0 <= history.val_acc[0] <= 1
 
 
@@ -577,7 +610,11 @@ def _ddp_run() -> tuple[nn.Module, History, int]:
         seen += len(y)
         return nn.functional.cross_entropy(out, y)
 
-    history = fit(model, train, epochs=2, device="cpu", progress=False, lr=0.05, loss_fn=loss_fn)
+    history = fit(
+        model,
+        train,
+        config=FitConfig(epochs=2, device="cpu", progress=False, lr=0.05, loss_fn=loss_fn),
+    )
     return model, history, seen
 
 
@@ -610,7 +647,9 @@ def _sampler_worker(rank: int, world_size: int, port: int, out: str) -> None:
         return nn.functional.cross_entropy(out, y)
 
     model = nn.Sequential(nn.Flatten(), nn.Linear(48, 128))  # a class per sample id
-    fit(model, train, val, epochs=2, device="cpu", loss_fn=loss_fn, progress=False)
+    fit(
+        model, train, val, config=FitConfig(epochs=2, device="cpu", loss_fn=loss_fn, progress=False)
+    )
     torch.save(seen, f"{out}/{rank}.pt")
     torch.distributed.destroy_process_group()
 

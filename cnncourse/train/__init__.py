@@ -2,20 +2,24 @@
 
 >>> from cnncourse.data import DeviceLoader, get_dataset, to_tensors
 >>> from cnncourse.models import get_model
->>> from cnncourse.train import fit
+>>> from cnncourse.train import FitConfig, fit
 >>> train = DeviceLoader(*to_tensors(get_dataset("shapes", "train")), batch_size=128)
 >>> test = DeviceLoader(*to_tensors(get_dataset("shapes", "test")), batch_size=512, shuffle=False)
 >>> model = get_model("resnet20")
->>> history = fit(model, train, test, epochs=5, scheduler="onecycle")  # doctest: +SKIP
+>>> config = FitConfig(epochs=5, scheduler="onecycle")
+>>> history = fit(model, train, test, config=config)  # doctest: +SKIP
 >>> from cnncourse.plot import plot_history
 >>> plot_history(history)  # doctest: +SKIP
 
-The same call uses a GPU when there is one, and several under ``torchrun`` (DDP); ``amp="bf16"``,
-``channels_last=True`` and ``compile=True`` make it faster (`cnncourse.bench` measures by how
-much); ``checkpoint="run.pt", resume=True`` survives an interruption.
+The same call uses a GPU when there is one, and several under ``torchrun`` (DDP); in the
+`FitConfig`, ``amp="bf16"``, ``channels_last=True`` and ``compile=True`` make it faster
+(`cnncourse.bench` measures by how much); ``checkpoint="run.pt", resume=True`` survives an
+interruption.
 
-- `loop.py`: `fit`, `evaluate`;
-- `step.py`: `make_step` (one optimisation step), running metrics;
+- `config.py`: `FitConfig`, the options of `fit`;
+- `loop.py`: `fit` (set up, then epochs of steps), `evaluate`;
+- `step.py`: `make_step` (one optimisation step: forward, loss, backward, update), running
+  metrics;
 - `history.py`: `History`, the per-epoch metrics;
 - `checkpoint.py`: atomic checkpoints, random generator states;
 - `checks.py`: model/data shape checks on the meta device, before training;
@@ -25,6 +29,7 @@ much); ``checkpoint="run.pt", resume=True`` survives an interruption.
 
 from cnncourse.train.checkpoint import load_checkpoint, save_checkpoint
 from cnncourse.train.checks import check_model_data, output_shape
+from cnncourse.train.config import FitConfig
 from cnncourse.train.device import amp_dtype, math_mode, pick_device, seed_everything
 from cnncourse.train.history import History
 from cnncourse.train.loop import NonFiniteLossError, evaluate, fit
@@ -32,6 +37,7 @@ from cnncourse.train.step import SCHEDULERS, make_step
 
 __all__ = [
     "fit",
+    "FitConfig",
     "evaluate",
     "make_step",
     "History",

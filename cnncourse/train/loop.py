@@ -17,8 +17,11 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -27,12 +30,13 @@ from tqdm.auto import tqdm
 
 from cnncourse.train.checkpoint import checkpoint_path, restore, rng_state, save_checkpoint
 from cnncourse.train.checks import check_at_least, check_loader
+from cnncourse.train.config import FitConfig
 from cnncourse.train.device import autocast, pick_device, seed_everything
 from cnncourse.train.distributed import Dist, current, set_epoch, setup, split_by_sampler
 from cnncourse.train.history import History, format_row
-from cnncourse.train.step import SCHEDULERS, Meter, make_step, to_batch
+from cnncourse.train.step import SCHEDULERS, Meter, Step, make_step, to_batch
 
-__all__ = ["fit", "evaluate", "NonFiniteLossError"]
+__all__ = ["fit", "evaluate", "FitConfig", "NonFiniteLossError"]
 
 Batches = Iterable[tuple[Tensor, Tensor]]
 
@@ -108,142 +112,181 @@ def fit(
     train_data: Batches,
     val_data: Batches | None = None,
     *,
-    epochs: int = 1,
-    lr: float = 0.1,
-    optimizer: torch.optim.Optimizer | None = None,
-    scheduler: str | torch.optim.lr_scheduler.LRScheduler | None = None,
-    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
-    device: str | torch.device | None = None,
-    amp: str | None = None,
-    channels_last: bool = False,
-    compile: bool | str = False,
-    checkpoint: str | os.PathLike | None = None,
-    resume: bool = False,
-    seed: int | None = 0,
-    progress: bool | None = None,
-    check_every: int = 50,
+    config: FitConfig | None = None,
+    **options: Any,
 ) -> History:
-    """Train `model` on `train_data` for `epochs` epochs; validate on `val_data` after each.
+    """Train `model` on `train_data` for ``config.epochs`` epochs; validate on `val_data` after
+    each. Each step is `make_step`'s: forward, loss, backward, optimizer step.
 
     train_data, val_data: iterables of (images, targets) batches with a length, e.g. a
         `cnncourse.data.DeviceLoader` or a torch `DataLoader`.
-    optimizer: default SGD(lr, momentum 0.9, Nesterov, weight decay 5e-4), fused on CUDA.
-    scheduler: "onecycle", "cosine", an LR scheduler of `optimizer`, or None (constant lr);
-        stepped after every optimizer step.
-    loss_fn: default cross-entropy (per pixel for masks).
-    device: "cuda", "mps", "cpu" or None for the best available (`pick_device`).
-    amp: "bf16" or "fp16" autocast (fp16 with loss scaling), None for fp32.
-    channels_last: NHWC memory layout for model and inputs (faster convs on tensor cores).
-    compile: `torch.compile` the model (True), or the name of a compile backend.
-    checkpoint: file written (atomically) after every epoch. A file already there is never
-        overwritten by a new run: without `resume` it is a ValueError (choose another path, or
-        delete the file yourself to start over).
-    resume: continue the run saved in `checkpoint` (weights, optimizer, scheduler, RNG states,
-        epoch and history), or start it if the file does not exist yet, so the same call
-        works before and after an interruption. Needs `checkpoint`.
-    seed: seeds every generator first (None: leave them); on the CPU, the same seed gives the
-        same weights, bit for bit. So a second `fit` with the same seed (the default 0), e.g.
-        to train a model further, replays the first one's dropout masks and `DataLoader`
-        shuffles: pass another seed. A `DeviceLoader` draws its shuffle and augmentation from
-        its own seed and the epoch, which `fit` starts again at 0: give it another seed too.
-    progress: progress bars (None: in notebooks and terminals only) and one line per epoch
-        (False: print nothing).
-    check_every: steps between reads of the running loss (progress bar, NaN check).
+    config: how to train (`FitConfig`: epochs, lr, scheduler, amp, checkpoint, ...).
+    options: `FitConfig`'s fields as keyword arguments, ``fit(model, data, epochs=5)``; they
+        override `config`'s. Deprecated (a DeprecationWarning): pass a `FitConfig`.
 
     Returns the `History`. A NaN or infinite loss raises `NonFiniteLossError` before the epoch's
     checkpoint is written, so the last good checkpoint stays as it was. Bad arguments (epochs=0,
     an unknown device, a model that cannot take the data...) raise ValueError before training.
     """
-    check_at_least(1, epochs=epochs, check_every=check_every)
-    path = checkpoint_path(checkpoint, resume)
-    device = pick_device(device)
-    d = setup(device)
-    if seed is not None:
-        seed_everything(seed)
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    check_loader(model, train_data)
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    if optimizer is None:
-        fused = True if device.type == "cuda" else None  # one kernel for all the parameters
-        optimizer = torch.optim.SGD(
-            model.parameters(), lr, momentum=0.9, nesterov=True, weight_decay=5e-4, fused=fused
-        )
-    if isinstance(scheduler, str):
-        if scheduler not in SCHEDULERS:
-            raise ValueError(f"scheduler must be one of {list(SCHEDULERS)}, got {scheduler!r}")
-        scheduler = SCHEDULERS[scheduler](optimizer, epochs * len(train_data))
-    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
-    history, start = History(), 0
-    say = print if progress is not False and d.is_main else lambda *a: None
-
-    if resume and path is not None and path.exists():
-        start, done = restore(path, epochs, model, optimizer, scheduler, scaler)
-        history = History.from_dict(done)
-        say(f"resumed from {path} after epoch {start} of {epochs}")
-    elif resume and path is not None:
-        say(f"no checkpoint at {path} yet: starting from scratch")
-
-    net = model
-    if d.enabled:  # gradients averaged over processes during backward
-        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    if compile:
-        net = torch.compile(net, **({"backend": compile} if isinstance(compile, str) else {}))
-    step = make_step(net, optimizer, loss_fn, device, amp, scaler, scheduler)
-    slices = _slices(train_data, d)
-
-    for epoch in range(start, epochs):
+    cfg = _config(config, options)
+    run = _prepare(model, train_data, cfg)
+    for epoch in range(run.start, cfg.epochs):
         t0 = time.perf_counter()
-        set_epoch(train_data, epoch)  # the shuffle of *this* epoch, also after a resume
-        net.train()
-        meter = _meter(device, loss_fn)
-        bar = tqdm(
-            total=len(train_data),
-            desc=f"epoch {epoch + 1}/{epochs}",
-            leave=False,
-            disable=not (_show_bars(progress) and d.is_main),
-        )
-        for i, (x, y) in enumerate(train_data):
-            if len(x) < slices.world_size:
-                continue
-            x, y = to_batch(x, y, device, channels_last, slices)
-            loss, out = step(x, y)
-            meter.add(loss, out, y)
-            bar.update()
-            if (i + 1) % check_every == 0:
-                train_loss, train_acc = meter.read(d)
-                _stop_if_not_finite(train_loss, epoch, i, path, history)
-                bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{train_acc:.1%}")
-        bar.close()
-        train_loss, train_acc = meter.read(d)
-        _stop_if_not_finite(train_loss, epoch, None, path, history)
+        train_loss, train_acc = _train_epoch(run, train_data, epoch, cfg)
         val = {"loss": math.nan, "acc": math.nan}
         if val_data is not None:
-            val = evaluate(net, val_data, loss_fn, device, amp, channels_last)
-        history.append(
+            val = evaluate(run.net, val_data, run.loss_fn, run.device, cfg.amp, cfg.channels_last)
+        run.history.append(
             epoch=epoch + 1,
             train_loss=train_loss,
             train_acc=train_acc,
             val_loss=val["loss"],
             val_acc=val["acc"],
-            lr=optimizer.param_groups[0]["lr"],
+            lr=run.optimizer.param_groups[0]["lr"],
             seconds=time.perf_counter() - t0,
         )
-        say(format_row(history, -1, epochs))
-        if path is not None and d.is_main:
-            state = {
-                "model": model.state_dict(),  # the plain module's: no DDP/compile prefixes
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "rng": rng_state(),
-                "epoch": epoch + 1,
-                "epochs": epochs,  # the schedule's length
-                "history": history.to_dict(),
-            }
-            save_checkpoint(path, state)
-    return history
+        run.say(format_row(run.history, -1, cfg.epochs))
+        if run.path is not None and run.d.is_main:
+            save_checkpoint(run.path, _checkpoint_state(run, epoch + 1, cfg.epochs))
+    return run.history
+
+
+def _config(config: FitConfig | None, options: dict[str, Any]) -> FitConfig:
+    """`config` with the keyword `options` applied (deprecated), each checked by name."""
+    config = config or FitConfig()
+    if not options:
+        return config
+    known = {f.name for f in fields(FitConfig)}
+    for name in options:
+        if name not in known:
+            raise TypeError(f"fit() got an unexpected keyword argument {name!r}")
+    warnings.warn(
+        "fit(..., epochs=..., lr=...) keywords are deprecated: pass "
+        f"fit(model, train, val, config=FitConfig({', '.join(f'{k}=...' for k in options)}))",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return replace(config, **options)
+
+
+@dataclass
+class _Run:
+    """What `fit` sets up once and each epoch uses."""
+
+    model: nn.Module  # the plain module: its state_dict is checkpointed
+    net: nn.Module  # what runs: the model, maybe wrapped in DDP and compiled
+    step: Step
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    scaler: torch.amp.GradScaler | None
+    loss_fn: Callable[[Tensor, Tensor], Tensor]
+    device: torch.device
+    d: Dist
+    path: Path | None
+    history: History
+    start: int  # the first epoch to run (after a resume, the one after the last saved)
+    say: Callable[..., None]
+
+
+def _prepare(model: nn.Module, train_data: Batches, cfg: FitConfig) -> _Run:
+    """Check the arguments, pick the device, build the optimizer, schedule and step, resume."""
+    check_at_least(1, epochs=cfg.epochs, check_every=cfg.check_every)
+    path = checkpoint_path(cfg.checkpoint, cfg.resume)
+    device = pick_device(cfg.device)
+    d = setup(device)
+    if cfg.seed is not None:
+        seed_everything(cfg.seed)
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    check_loader(model, train_data)
+    loss_fn = cfg.loss_fn or nn.CrossEntropyLoss()
+    optimizer = cfg.optimizer
+    if optimizer is None:
+        fused = True if device.type == "cuda" else None  # one kernel for all the parameters
+        optimizer = torch.optim.SGD(
+            model.parameters(), cfg.lr, momentum=0.9, nesterov=True, weight_decay=5e-4, fused=fused
+        )
+    scheduler = cfg.scheduler
+    if isinstance(scheduler, str):
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {list(SCHEDULERS)}, got {scheduler!r}")
+        scheduler = SCHEDULERS[scheduler](optimizer, cfg.epochs * len(train_data))
+    scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
+    history, start = History(), 0
+    say = print if cfg.progress is not False and d.is_main else lambda *a: None
+
+    if cfg.resume and path is not None and path.exists():
+        start, done = restore(path, cfg.epochs, model, optimizer, scheduler, scaler)
+        history = History.from_dict(done)
+        say(f"resumed from {path} after epoch {start} of {cfg.epochs}")
+    elif cfg.resume and path is not None:
+        say(f"no checkpoint at {path} yet: starting from scratch")
+
+    net = model
+    if d.enabled:  # gradients averaged over processes during backward
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if cfg.compile:
+        backend = {"backend": cfg.compile} if isinstance(cfg.compile, str) else {}
+        net = torch.compile(net, **backend)
+    step = make_step(net, optimizer, loss_fn, device, cfg.amp, scaler, scheduler)
+    return _Run(
+        model,
+        net,
+        step,
+        optimizer,
+        scheduler,
+        scaler,
+        loss_fn,
+        device,
+        d,
+        path,
+        history,
+        start,
+        say,
+    )
+
+
+def _train_epoch(run: _Run, train_data: Batches, epoch: int, cfg: FitConfig) -> tuple[float, float]:
+    """One pass over `train_data`, a `run.step` per batch; the mean loss and accuracy."""
+    set_epoch(train_data, epoch)  # the shuffle of *this* epoch, also after a resume
+    slices = _slices(train_data, run.d)
+    run.net.train()
+    meter = _meter(run.device, run.loss_fn)
+    bar = tqdm(
+        total=len(train_data),
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        leave=False,
+        disable=not (_show_bars(cfg.progress) and run.d.is_main),
+    )
+    for i, (x, y) in enumerate(train_data):
+        if len(x) < slices.world_size:
+            continue
+        x, y = to_batch(x, y, run.device, cfg.channels_last, slices)
+        loss, out = run.step(x, y)
+        meter.add(loss, out, y)
+        bar.update()
+        if (i + 1) % cfg.check_every == 0:
+            train_loss, train_acc = meter.read(run.d)
+            _stop_if_not_finite(train_loss, epoch, i, run.path, run.history)
+            bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{train_acc:.1%}")
+    bar.close()
+    train_loss, train_acc = meter.read(run.d)
+    _stop_if_not_finite(train_loss, epoch, None, run.path, run.history)
+    return train_loss, train_acc
+
+
+def _checkpoint_state(run: _Run, epochs_done: int, epochs: int) -> dict[str, Any]:
+    return {
+        "model": run.model.state_dict(),  # the plain module's: no DDP/compile prefixes
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+        "rng": rng_state(),
+        "epoch": epochs_done,
+        "epochs": epochs,  # the schedule's length
+        "history": run.history.to_dict(),
+    }
 
 
 def _stop_if_not_finite(

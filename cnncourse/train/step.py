@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from cnncourse.train.device import autocast
 from cnncourse.train.distributed import Dist, all_sum, shard
 
-__all__ = ["SCHEDULERS", "make_step", "Meter", "to_batch"]
+__all__ = ["SCHEDULERS", "Step", "make_step", "Meter", "to_batch"]
 
 Step = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
@@ -42,22 +42,30 @@ def make_step(
     """One optimisation step, ``step(x, y) -> (loss, outputs)``, both detached.
 
     `fit` and `cnncourse.bench` share it, so the benchmark times exactly the training step.
+    The step is the textbook one; mixed precision only changes how its lines run: under
+    autocast, the forward and the loss run in bf16/fp16 where it is safe, and with fp16 a
+    `GradScaler` scales the loss so that small gradients do not underflow to 0.
     """
+    if scaler is None:
+        backward, update = Tensor.backward, optimizer.step
+    else:  # fp16
 
-    def step(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        with autocast(device, amp):  # forward and loss in bf16/fp16 where it is safe
-            out = model(x)
-            loss = loss_fn(out, y)
-        optimizer.zero_grad(set_to_none=True)  # free the grads rather than fill them with 0
-        if scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:  # fp16: scale the loss so small gradients do not underflow to 0
+        def backward(loss: Tensor) -> None:
             scaler.scale(loss).backward()
+
+        def update() -> None:
             scaler.step(optimizer)  # unscales; skips the step if a gradient is inf/NaN
             scaler.update()
+
+    def step(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        with autocast(device, amp):
+            out = model(x)  # 1. forward
+            loss = loss_fn(out, y)  # 2. loss
+        optimizer.zero_grad(set_to_none=True)  # free the old grads rather than fill them with 0
+        backward(loss)  # 3. backward: a gradient for every parameter
+        update()  # 4. optimizer step
         if scheduler is not None:
-            scheduler.step()
+            scheduler.step()  # the learning rate of the next step
         return loss.detach(), out.detach()
 
     return step
