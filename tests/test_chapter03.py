@@ -122,6 +122,16 @@ def test_example_gradients_on_the_page(g) -> None:
     assert g["backward_diff"] == 0.0
 
 
+def test_kernel_learned_through_pooling(g) -> None:
+    """The page learns a 3x3 kernel through 2x2 pooling: max pooling passes a gradient to one
+    output in k^2 = 4 (the windows tile the 30x30 map), average pooling to all of them."""
+    assert g["learn_share_max"] == 1 / 2**2
+    assert g["learn_share_average"] == 1.0
+    for name in ("max", "average"):
+        assert g[f"learn_error_{name}"] < 1e-3  # every weight close to the true kernel's
+        assert g[f"learn_loss_last_{name}"] < 1e-6 * g[f"learn_loss_first_{name}"]
+
+
 def test_example_forward_on_the_page(g) -> None:
     x = as_tensor(g["example_input"])[None]
     assert torch.equal(as_tensor(g["example_max_out"]), F.max_pool2d(x, 2)[0])
