@@ -16,7 +16,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torchvision
-from models_helpers import ALL_SPECS, on_meta, spec_id
+from models_helpers import (
+    ALL_SPECS,
+    calibrate_bn,
+    native_cpu_kernels,  # noqa: F401 (autouse: applies here too)
+    on_meta,
+    smallest_side,
+    spec_id,
+)
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -33,9 +40,12 @@ from cnncourse.models import (
     merge_registries,
     model_for_data,
 )
-from cnncourse.profile import count_params, summarize
+from cnncourse.profile import count_macs, count_params, summarize
 
 TORCHVISION_SPECS = [s for s in ALL_SPECS if s.torchvision]
+#: A real training step costs at most this many MACs (a forward of a batch of 2 at the smallest
+#: input the model trains on); a costlier model is checked on meta only, and in its own module.
+REAL_STEP_BUDGET = 2e9
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -164,3 +174,54 @@ def test_every_torchvision_architecture_is_recorded() -> None:
     theirs = set(torchvision.models.list_models(module=torchvision.models))
     assert {s.name for s in TORCHVISION_SPECS} == set(SPECS) & theirs
     assert len(TORCHVISION_SPECS) > 0 and count_params(on_meta(SPECS["alexnet"].builder)) > 0
+
+
+@pytest.mark.parametrize("spec", TORCHVISION_SPECS, ids=spec_id)
+def test_torchvisions_weights_give_torchvisions_outputs(spec: ModelSpec) -> None:
+    # torchvision's randomly initialised model, with non-trivial BN statistics, loaded into ours
+    # with strict=True: the same outputs, on a small input (the smallest power of two it takes,
+    # at least 32; a batch of 8: enough samples for the statistics of the last, 1x1, maps).
+    torch.manual_seed(0)
+    reference = torchvision.models.get_model(spec.torchvision, weights=None).eval()
+    c = spec.input_size[0]
+    side = max(32, smallest_side(on_meta(spec.builder), c, spec.input_size[1], training=False))
+    # x10: the nets without BN (AlexNet, VGG) start with small logits (their fc weights are
+    # ~0.01); the guard below wants outputs well clear of assert_close's atol (1e-5)
+    x = 10 * torch.randn(8, c, side, side)
+    calibrate_bn(reference, x)
+    ours = on_meta(spec.builder).to_empty(device="cpu")  # no init: every value is loaded
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    with torch.no_grad():
+        expected = reference(x)
+        assert torch.isfinite(expected).all() and expected.std() > 0.01  # a meaningful comparison
+        torch.testing.assert_close(ours.eval()(x), expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=spec_id)
+def test_a_real_training_step_reaches_every_parameter(spec: ModelSpec) -> None:
+    # Real values, where the meta graph test above has shapes only: a finite gradient, not all
+    # zero, for every trainable parameter, on a small input: the smallest the model trains on,
+    # at least 32 x 32 (smaller, the last batch norms see 2 values per channel and divide by
+    # their tiny variance).
+    c, h, _ = spec.input_size
+    side = max(32, smallest_side(on_meta(spec.builder, num_classes=3), c, h))
+    cost = 2 * count_macs(on_meta(spec.builder, num_classes=3), (c, side, side))
+    if cost > REAL_STEP_BUDGET:
+        pytest.skip(f"a real step costs {cost / 1e9:.1f} GMACs: the meta graph test covers it")
+    torch.manual_seed(0)
+    model = spec.build(num_classes=3).train()
+    for m in model.modules():  # zero-initialised layers (FCN's scores) would stop the gradient
+        if isinstance(m, nn.Conv2d | nn.Linear) and not m.weight.any():
+            nn.init.normal_(m.weight, std=0.01)
+    out = model(torch.randn(2, c, side, side))
+    outputs = list(out) if isinstance(out, tuple) else [out]
+    assert all(o.shape[:2] == (2, 3) for o in outputs)  # classes (per pixel for segmentation)
+    sum(o.square().mean() for o in outputs).backward()
+    # A batch norm's shift that reaches the next training-mode batch norm through linear layers
+    # only (MobileNet v2's projections, Xception's shortcuts) is subtracted there again with the
+    # batch mean: its gradient is 0 up to rounding. Every other gradient must move the weights.
+    shifts = {f"{n}.bias" for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert name in shifts or p.grad.any(), f"{name} has an all-zero gradient"

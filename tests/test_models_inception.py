@@ -3,26 +3,28 @@ and torchvision: table 1 of GoogLeNet row by row and its errata, the slides' cos
 factorisations of "Rethinking the Inception Architecture" (figure 5: a 5x5 as two 3x3; figure 6:
 n x n as 1 x n then n x 1), and the training-mode outputs of both networks.
 
-Helpers come from ``test_models_modern.py``; the models' torchvision state_dict, published counts,
-`summarize`, `FlopCounterMode` and forward/backward checks are there too.
+Also torchvision's published figures, and real training steps of the two models that the
+registry's real step (``test_models.py``, with the other registry-wide checks) finds too costly.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from test_models_modern import (
+import torchvision
+from models_helpers import (
     assert_all_grads,
     calibrate_bn,
     native_cpu_kernels,  # noqa: F401 (autouse: applies here too)
     on_meta,
-    tvm,
 )
 from torch import nn
 
 from cnncourse import counting
 from cnncourse.models import googlenet, inception_blocks, inception_v3
 from cnncourse.profile import count_macs, count_params, summarize
+
+tvm = torchvision.models
 
 
 def test_googlenet_training_outputs_match_torchvision() -> None:
@@ -261,3 +263,44 @@ def test_inception_fig5_forward_backward() -> None:
     assert y.shape == (2, 8 + 16 + 8 + 8, 9, 11) and torch.isfinite(y).all()
     y.square().mean().backward()
     assert_all_grads(module)
+
+
+# --- torchvision's published figures, real training steps --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("factory", "kwargs", "weights"),
+    [
+        # torchvision releases GoogLeNet without its auxiliary heads (and Inception v3 with them)
+        (googlenet.googlenet, {"aux_logits": False}, tvm.GoogLeNet_Weights.IMAGENET1K_V1),
+        (inception_v3.inception_v3, {}, tvm.Inception_V3_Weights.IMAGENET1K_V1),
+    ],
+)
+def test_torchvision_published_params_and_macs(factory, kwargs: dict, weights) -> None:
+    model = on_meta(factory, **kwargs)
+    size = (3, *weights.transforms().crop_size * 2)  # 224 x 224, 299 x 299
+    assert count_params(model) == weights.meta["num_params"]
+    assert round(count_macs(model, size) / 1e9, 3) == weights.meta["_ops"]
+
+
+def test_inception_v3_trains_for_real() -> None:
+    # Without its auxiliary head, which needs a 17x17 grid (a 299 input), tested alone.
+    torch.manual_seed(0)
+    model = inception_v3.inception_v3(num_classes=3, aux_logits=False).train()
+    out = model(torch.randn(2, 3, 75, 75))
+    assert out.shape == (2, 3)
+    out.square().mean().backward()
+    assert_all_grads(model)
+    aux = inception_v3.InceptionAux(768, 3).train()
+    aux(torch.randn(2, 768, 17, 17)).sum().backward()
+    assert_all_grads(aux)
+
+
+def test_googlenet_paper_trains_for_real() -> None:
+    # No BN: a batch of one; the paper's auxiliary heads need a 224 input.
+    torch.manual_seed(0)
+    model = googlenet.googlenet_paper(num_classes=3).train()
+    outputs = model(torch.randn(1, 3, 224, 224))
+    assert len(outputs) == 3 and all(o.shape == (1, 3) for o in outputs)  # logits, two aux
+    sum(o.square().mean() for o in outputs).backward()
+    assert_all_grads(model)
