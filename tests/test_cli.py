@@ -1,15 +1,116 @@
-"""The `cnncourse` command, run as a user runs it."""
+"""The `cnncourse` command: summary, train (under torchrun too), bench; errors in one clear line."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 import torchvision
+from matplotlib.figure import Figure
+from train_helpers import _free_port, _spawn, _torchrun_env
 
 from cnncourse.cli import main
+from cnncourse.train import load_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
+
+def test_cli_names_unknown_models_and_datasets(capsys) -> None:
+    assert main(["train", "resnet21", "--data", "shapes"]) == 1
+    assert "unknown model name='resnet21'" in capsys.readouterr().err
+    assert main(["train", "resnet20", "--data", "shapez"]) == 1
+    assert "unknown dataset 'shapez'" in capsys.readouterr().err
+    assert main(["train", "vgg11_cifar", "--data", "mnist"]) == 1
+    err = capsys.readouterr().err
+    assert "'vgg11_cifar'" in err and "'mnist'" in err
+
+
+def test_cli_trains_checkpoints_resumes_and_plots(tmp_path: Path, capsys) -> None:
+    ckpt = tmp_path / "run.pt"
+    base = ["train", "lenet5", "--data", "shapes", "--num-images", "256", "--batch-size", "64"]
+    base += ["--device", "cpu"]
+    args = [*base, "--checkpoint", str(ckpt)]
+    assert main([*args, "--epochs", "1", "--scheduler", "none"]) == 0
+    first = ckpt.read_bytes()
+    assert main([*args, "--epochs", "2", "--scheduler", "none"]) == 1  # would lose the run
+    err = capsys.readouterr().err
+    assert f"--checkpoint {ckpt} exists" in err and "--resume" in err
+    assert ckpt.read_bytes() == first
+    assert main([*args, "--epochs", "2", "--scheduler", "none", "--resume"]) == 0
+    assert main([*base, "--epochs", "2", "--plot", str(tmp_path / "c.png"), "--augment"]) == 0
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "epoch 2/2" in out
+    assert load_checkpoint(ckpt)["epoch"] == 2
+    assert (tmp_path / "c.png").stat().st_size > 0
+    assert main([*base, "--resume"]) == 1
+    assert "--resume needs --checkpoint" in capsys.readouterr().err
+
+
+def _cli_worker(rank: int, world_size: int, ports: tuple[int, int], out: str) -> None:
+    """`cnncourse train` as torchrun runs it, with get_dataset and savefig spied on."""
+    import torch.distributed as dist
+    from matplotlib.figure import Figure
+
+    import cnncourse.data
+
+    _torchrun_env(rank, world_size, ports[0])
+    events: list[tuple] = []
+    real_get_dataset, real_savefig = cnncourse.data.get_dataset, Figure.savefig
+
+    def get_dataset(*args: object, **kwargs: object) -> object:
+        events.append(("load", time.time(), dist.is_initialized()))
+        if rank == 0:
+            time.sleep(0.5)  # a slow download: the others must wait for it
+        dataset = real_get_dataset(*args, **kwargs)
+        events.append(("loaded", time.time(), dist.is_initialized()))
+        return dataset
+
+    def savefig(self: Figure, *args: object, **kwargs: object) -> None:
+        events.append(("savefig", time.time(), dist.is_initialized()))
+        real_savefig(self, *args, **kwargs)
+
+    cnncourse.data.get_dataset, Figure.savefig = get_dataset, savefig
+    args = ["train", "lenet5", "--data", "shapes", "--num-images", "64", "--epochs", "1"]
+    args += ["--batch-size", "32", "--device", "cpu", "--plot", f"{out}/curves.png"]
+    codes = [main(args)]
+    events.append(("done", time.time(), dist.is_initialized()))
+    # Rank 0 fails while loading (no such files): the other must not wait for it forever.
+    os.environ["MASTER_PORT"] = str(ports[1])
+    codes.append(main(["train", "resnet20", "--data", "mnist", "--root", f"{out}/none"]))
+    events.append(("done", time.time(), dist.is_initialized()))
+    torch.save({"codes": codes, "events": events}, f"{out}/{rank}.pt")
+
+
+@pytest.mark.slow
+def test_cli_under_torchrun_loads_on_rank_0_first_and_plots_once(tmp_path: Path) -> None:
+    _spawn(_cli_worker, (_free_port(), _free_port()), str(tmp_path))
+    r0, r1 = (torch.load(tmp_path / f"{r}.pt") for r in (0, 1))
+    assert r0["codes"] == r1["codes"] == [0, 1]
+    for r in (r0, r1):
+        loads = [e for e in r["events"] if e[0].startswith("load")]
+        assert loads and all(initialized for *_, initialized in loads)  # the group came first
+        assert [e[2] for e in r["events"] if e[0] == "done"] == [False, False]  # destroyed
+    rank0_loaded = max(t for what, t, _ in r0["events"][:4] if what == "loaded")
+    rank1_load = min(t for what, t, _ in r1["events"][:4] if what == "load")
+    assert rank1_load >= rank0_loaded  # waited at the barrier for rank 0's "download"
+    assert [e[0] for e in r0["events"]].count("savefig") == 1
+    assert "savefig" not in [e[0] for e in r1["events"]]  # one file, written by rank 0 only
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_cli_bench(tmp_path: Path, capsys) -> None:
+    plot = tmp_path / "bench.png"
+    args = ["bench", "resnet20", "--device", "cpu", "--batch-size", "2", "--steps", "1"]
+    assert main([*args, "--warmup", "1", "--markdown", "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "| textbook |" in out and plot.stat().st_size > 0
+    assert main(["bench", "resnet21", "--device", "cpu"]) == 1
+    assert "resnet21" in capsys.readouterr().err
 
 
 def test_summary_prints_the_table_with_torchvision_totals(capsys: pytest.CaptureFixture) -> None:
@@ -77,6 +178,8 @@ def test_input_the_model_refuses_is_one_clear_line(
 
 
 TRAIN = ["train", "lenet5", "--data", "shapes", "--epochs", "1", "--device", "cpu"]
+
+
 BENCH = ["bench", "resnet20", "--device", "cpu"]
 
 

@@ -40,7 +40,7 @@ from cnncourse.models import (
     merge_registries,
     model_for_data,
 )
-from cnncourse.profile import count_macs, count_params, summarize
+from cnncourse.profile import count_macs, summarize
 
 TORCHVISION_SPECS = [s for s in ALL_SPECS if s.torchvision]
 #: A real training step costs at most this many MACs (a forward of a batch of 2 at the smallest
@@ -62,14 +62,12 @@ def test_every_family_module_is_registered() -> None:
     ]
     families = [m for m in modules if hasattr(m, "SPECS")]
     assert {m.__name__ for m in families} == {f.__name__ for f in FAMILIES}
-    assert len(FAMILIES) == len(set(FAMILIES))
     for family in families:
         assert family.SPECS, family.__name__
         assert {s.name: s.builder for s in family.SPECS} == family.MODELS
         for spec in family.SPECS:
             assert SPECS[spec.name] is spec and MODELS[spec.name] is spec.builder
             assert INPUT_SIZES[spec.name] == input_size(spec.name) == spec.input_size
-    assert len(SPECS) == sum(len(f.SPECS) for f in families)  # no name lost to a duplicate
     # The other modules declare no models: blocks shared by one family's files, the record type.
     assert {m.__name__.rsplit(".", 1)[1] for m in modules if m not in families} == {
         "inception_blocks",
@@ -173,7 +171,6 @@ def test_every_torchvision_architecture_is_recorded() -> None:
     # promise), and its record says so.
     theirs = set(torchvision.models.list_models(module=torchvision.models))
     assert {s.name for s in TORCHVISION_SPECS} == set(SPECS) & theirs
-    assert len(TORCHVISION_SPECS) > 0 and count_params(on_meta(SPECS["alexnet"].builder)) > 0
 
 
 @pytest.mark.parametrize("spec", TORCHVISION_SPECS, ids=spec_id)

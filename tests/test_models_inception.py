@@ -27,6 +27,7 @@ from cnncourse.profile import count_macs, count_params, summarize
 tvm = torchvision.models
 
 
+@pytest.mark.slow
 def test_googlenet_training_outputs_match_torchvision() -> None:
     """Training mode: (logits, aux2, aux1), with BN on batch statistics and the same dropout."""
     torch.manual_seed(0)
@@ -45,6 +46,7 @@ def test_googlenet_training_outputs_match_torchvision() -> None:
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.slow
 def test_inception_v3_aux_head_matches_torchvision() -> None:
     """The auxiliary head runs only in training mode, on a 17x17 grid (a 299 input)."""
     torch.manual_seed(0)
@@ -296,6 +298,7 @@ def test_inception_v3_trains_for_real() -> None:
     assert_all_grads(aux)
 
 
+@pytest.mark.slow
 def test_googlenet_paper_trains_for_real() -> None:
     # No BN: a batch of one; the paper's auxiliary heads need a 224 input.
     torch.manual_seed(0)

@@ -227,6 +227,7 @@ def test_every_op_runs_on_meta():
     assert set(log.devices) == {"meta"}
 
 
+@pytest.mark.slow
 def test_large_input_costs_no_memory():
     # In a fresh process, so that the peak RSS (ru_maxrss) measures this count only. A real
     # forward of resnet50 at 3x2048x1024 would need gigabytes: conv1's output alone is 134 MB.
