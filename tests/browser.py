@@ -102,7 +102,7 @@ _GATHER = """() => {
   const prose = article.cloneNode(true);
   prose.querySelectorAll('pre, code, .highlight, script, style').forEach(e => e.remove());
   const imgs = [...article.querySelectorAll('img')];
-  const code = [...article.querySelectorAll('div.cell div.highlight pre')];
+  const code = [...article.querySelectorAll('div.cell_input div.highlight pre')];
   return {
     text: prose.innerText,
     images: imgs.map(i => ({src: i.getAttribute('src'), alt: i.getAttribute('alt') || '',
