@@ -18,13 +18,12 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnncourse import counting, meta, profile
+from cnncourse import counting, profile
 from cnncourse.profile import (
     LayerRow,
     Summary,
     count_macs,
     count_params,
-    meta_forward,
     summarize,
 )
 
@@ -365,39 +364,7 @@ def test_input_the_model_refuses_is_named_with_the_failing_layer():
     assert all(torch.equal(t, before[n]) for n, t in model.state_dict().items())
 
 
-def test_wrong_channels_and_the_models_own_forward():
-    with pytest.raises(ValueError, match=r"\(1, 224, 224\) does not fit ResNet: layer 'conv1' "):
-        count_macs(meta_model("resnet50"), (1, 224, 224))  # built for 3 channels
-
-    class Matmul(nn.Module):  # fails in its own forward, not in a layer
-        def __init__(self) -> None:
-            super().__init__()
-            self.weight = nn.Parameter(torch.zeros(8, 4))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x @ self.weight
-
-    assert meta_forward(Matmul(), (3, 8)).shape == (1, 3, 4)  # the output, on meta
-    with pytest.raises(ValueError, match=r"^input_size \(3, 5\) does not fit Matmul: [^']*$"):
-        meta_forward(Matmul(), (3, 5))
-
-
-def test_data_dependent_forward_is_not_blamed_on_the_input():
-    class KeepPositive(nn.Module):  # nonzero() needs values: meta cannot know how many
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(4, 4)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.fc(x).flatten().nonzero()
-
-    assert KeepPositive()(torch.ones(1, 4)).ndim == 2  # a real forward works
-    with pytest.raises(NotImplementedError, match=r"^KeepPositive cannot run on the meta device"):
-        count_macs(KeepPositive(), (4,))
-
-
-@pytest.mark.parametrize("module", [profile, meta])
-def test_doctests(module):
-    result = doctest.testmod(module)
+def test_doctests():
+    result = doctest.testmod(profile)
     assert result.attempted > 0
     assert result.failed == 0
