@@ -208,6 +208,8 @@ def colab_edition(chapter: Path) -> nbformat.NotebookNode:
             new.metadata["cellView"] = "form"
         cells.append(new)
     setup = next(i for i, c in enumerate(cells) if c.cell_type == "code")
+    if any("show_markdown(" in c.source for c in cells[:setup]):
+        raise ValueError(f"{chapter.name}: a number is quoted before the set-up cell has run")
     cells.insert(
         setup + 1, nbformat.v4.new_code_cell("from cnncourse.notebook import show_markdown")
     )
