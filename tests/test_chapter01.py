@@ -355,3 +355,16 @@ def test_page_reads(book: BookBuild) -> None:
     questions = text.split("## Check your understanding")[1]
     assert 3 <= questions.count(":class: dropdown") <= 5
     assert text.count("```{glue:figure}") == text.count(":alt:")
+
+
+def test_sizes_quoted_in_the_prose(book: BookBuild) -> None:
+    """Sizes the prose quotes (glued, not typed), against real PyTorch shapes."""
+    g = book.glued(PAGE)
+    assert g["conv_side"] == nn.Conv2d(1, 1, 3)(torch.zeros(1, 1, 28, 28)).shape[-1]
+    # the dense matrix of a 3x3 convolution over 7x7: one row per output, one column per pixel
+    assert (g["m_rows"], g["m_cols"]) == (5 * 5, 7 * 7)
+    assert g["m_forced_zeros"] == 7 * 7 - 3 * 3
+    assert (
+        g["rgb_values"]
+        == F.conv2d(torch.zeros(1, 3, 6, 6), torch.zeros(1, 3, 3, 3), padding=1).numel()
+    )

@@ -367,3 +367,12 @@ def test_shift_table_is_recomputed_and_the_prose_is_true_to_it(g, edges) -> None
 
 def test_from_scratch_pooling_matches_pytorch(g) -> None:
     assert g["scratch_diff"] < 1e-5
+
+
+def test_sizes_quoted_in_the_prose(book: BookBuild) -> None:
+    """Sizes the prose quotes (glued, not typed), against real PyTorch shapes."""
+    g = book.glued(PAGE)
+    maps = torch.zeros(1, 100, 40, 40)
+    assert g["pooled_side"] == torch.nn.MaxPool2d(2)(maps).shape[-1]
+    assert g["flat_length"] == torch.nn.Flatten()(maps).shape[1]
+    assert g["positions"] == 40 * 40
