@@ -7,10 +7,16 @@ release, and broken or hostile submissions (see `SUBMISSIONS`). The courses are 
 same time (the tests marked `slow`: about four minutes on two cores shared with other work). The
 written answer of ex02 is graded by hand: autograde leaves its points to the instructor, and the
 tests check that it does. The first tests are quick unit tests of `cnncourse.grading` itself.
+
+Compute answers are the student's functions of the question's givens (`cnncourse.grading.answers`):
+the tests show that a constant, a lookup table of the visible answers and a value found by looping
+the visible check all fail the hidden cases, that honest working passes, and that each answer is
+graded on its own (partial credit), in the unit tests and end to end (the `harvester` student).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import html
 import json
@@ -46,7 +52,7 @@ COURSES = {
     "stubborn": {"ex01_convolution": ["stubborn", "honest", "shortcut"]},
     "pooling": {
         "ex02_parameters_and_cost": ["solution", "untouched"],
-        "ex03_pooling": ["solution", "untouched", "cheat"],
+        "ex03_pooling": ["solution", "untouched", "cheat", "harvester"],
     },
 }
 HIDDEN = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "hidden=True")
@@ -93,11 +99,21 @@ def max_pool2d_backward(x, grad_out, kernel_size, stride=None):
     return grad
 
 
-def points(assignment: str, manual: bool = False) -> int:
+def points(assignment: str, manual: bool = False) -> float:
     """The points of an assignment's autograded tests (or of its manually graded answers)."""
     nb = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
     cells = [c.metadata.get("nbgrader", {}) for c in nb.cells]
     return sum(m["points"] for m in cells if m.get("grade") and m.get("solution", False) == manual)
+
+
+def answer_points(assignment: str) -> dict[str, float]:
+    """The points of each compute answer's test cell: {answer's name: points}."""
+    nb = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+    return {
+        m["grade_id"].removeprefix("test_"): m["points"]
+        for c in nb.cells
+        if "check_answer(" in c.source and (m := c.metadata["nbgrader"])
+    }
 
 
 def restart_judge() -> None:
@@ -110,24 +126,214 @@ def restart_judge() -> None:
 # --- unit tests of cnncourse.grading (no nbgrader) ---------------------------------------------
 
 
-def test_digest_is_canonical() -> None:
-    assert grading.digest("q", "a", 28) == grading.digest("q", "a", 28.0)
-    assert grading.digest("q", "a", [1, 2]) == grading.digest("q", "a", (1.0, 2))
-    assert grading.digest("q", "a", 1.5) == grading.digest("q", "a", 1.50000001)
-    assert grading.digest("q", "a", 28) != grading.digest("q", "b", 28)  # salted by name
-    assert grading.digest("q", "a", 28) != grading.digest("q", "a", 27)
+ANSWERS = {name: task for name, task in grading.TASKS.items() if task.answer}
 
 
-def test_answers_message_names_wrong_answers_not_values() -> None:
-    expected = {"a": grading.digest("q", "a", 608), "b": grading.digest("q", "b", 1168)}
-    grading.check_answers("q", {"a": 608, "b": 1168.0}, expected)
+def answer_functions() -> dict[str, ast.FunctionDef]:
+    """The solutions' compute-answer functions, by task name ("ex01.size_a"), parsed, not run."""
+    found = {}
+    for a in ASSIGNMENTS:
+        nb = nbformat.read(ROOT / "solutions" / a / f"{a}.ipynb", as_version=4)
+        for c in nb.cells:
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution"):
+                for node in ast.parse(c.source).body:
+                    if isinstance(node, ast.FunctionDef) and f"{a[:4]}.{node.name}" in ANSWERS:
+                        found[f"{a[:4]}.{node.name}"] = node
+    return found
+
+
+def test_every_answers_visible_case_is_its_questions_givens() -> None:
+    """The signature's defaults (what the student reads) are the judge's one visible case."""
+    found = answer_functions()
+    assert set(found) == set(ANSWERS)
+    slides = tasks._decode(tasks.SLIDES, torch.float64)
+    for name, func in found.items():
+        task, args = ANSWERS[name], func.args
+        assert task.visible == 1 and len(task.fixed) == 1 and task.hidden >= 10, name
+        names = [a.arg for a in args.args]
+        assert not args.posonlyargs and len(args.defaults) == len(names), name  # all named givens
+        assert names == list(task.fixed[0]), name
+        for given, default in zip(names, args.defaults, strict=True):
+            value = task.fixed[0][given]
+            if isinstance(default, ast.Name):  # the notebook's tensors: the slides' image and W
+                assert (given, default.id) in (("x", "image"), ("weight", "W")), name
+                want = slides["x" if given == "x" else "weight"].reshape(value["shape"])
+                assert tasks._decode({given: value}, torch.float64)[given].equal(want)
+            else:
+                assert json.loads(json.dumps(ast.literal_eval(default))) == value, (name, given)
+
+
+def test_every_answer_has_its_own_test_cell_with_points() -> None:
+    """Partial credit per answer: one graded cell per answer, its visible and hidden checks only."""
+    for a in ASSIGNMENTS:
+        nb = nbformat.read(ROOT / "solutions" / a / f"{a}.ipynb", as_version=4)
+        for c in nb.cells:
+            checked = re.findall(r'check_answer\("([\w.]+)", (\w+)(, hidden=True)?\)', c.source)
+            if checked:
+                assert c.metadata.nbgrader["grade"] and c.metadata.nbgrader["points"] > 0
+                (q, f, _), (q2, f2, hidden) = checked
+                assert q == q2 == f"{a[:4]}.{f}" and f == f2 and hidden, c.source
+                assert c.metadata.nbgrader["grade_id"] == f"test_{f}"
+        assert len(answer_points(a)) == len([n for n in ANSWERS if n.startswith(a[:4])])
+
+
+def closed_form(name: str, a: dict) -> float:
+    """Each answer from torch modules or a closed-form sum written here (not cnncourse.counting)."""
+    from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def conv_side(n, k, s=1, p=0, d=1, **_):
+        x = torch.empty(1, 1, n, n, device="meta")
+        return nn.Conv2d(1, 1, k, s, p, d, device="meta")(x).shape[-1]
+
+    def macs(model, x):
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+        return counter.get_total_flops() // 2
+
+    def stack(p, layers, n=None, flops=False):
+        depths = [p] + [d for _, d in layers]
+        net = nn.Sequential(*[nn.Conv2d(i, d, k, padding=k // 2, device="meta") for i, (k, d) in
+                              zip(depths, layers, strict=False)])  # fmt: skip
+        if n is None:
+            return sum(t.numel() for t in net.parameters())
+        return macs(net, torch.empty(1, p, n, n, device="meta")) * (2 if flops else 1)
+
+    def conv_macs(n, k, p, d):
+        return macs(nn.Conv2d(p, d, k, padding=k // 2, device="meta"),
+                    torch.empty(1, p, n, n, device="meta"))  # fmt: skip
+
+    def window(x, weight, r, c, padding=0, flip=False):
+        w = weight.flip(0, 1) if flip else weight
+        out = F.conv2d(x[None, None], w[None, None], padding=padding)[0, 0]
+        return out[r - 1 + padding, c - 1 + padding].item()
+
+    def n_params(module):
+        return sum(t.numel() for t in module.parameters())
+
+    def meta(*shape):
+        return torch.empty(*shape, device="meta")
+
+    key = name.split(".")[1]
+    t = tasks._decode(a, torch.float64)
+    table = {
+        "size": lambda: conv_side(**a),
+        "warm_a": lambda: window(**t),
+        "warm_b": lambda: window(**t, padding=1),
+        "warm_c": lambda: window(**t, flip=True),
+        "params": lambda: n_params(nn.Conv2d(a["p"], a["d"], a["k"])),
+        "params_total": lambda: stack(**a),
+        "macs": lambda: conv_macs(**a),
+        "macs_total": lambda: stack(**a),
+        "flops_total": lambda: stack(**a, flops=True),
+        "dense_params": lambda: n_params(nn.Linear(a["inputs"], a["units"])),
+        "dense_macs": lambda: macs(nn.Linear(a["inputs"], a["units"]), torch.empty(1, a["inputs"])),
+        "conv_params": lambda: n_params(nn.Conv2d(a["p"], a["d"], a["k"])),
+        "conv_macs": lambda: conv_macs(**a),
+        "pool": lambda: F.max_pool2d(meta(1, 1, a["n"], a["n"]), a["k"], a["s"]).shape[-1],
+        "global_values": lambda: F.adaptive_avg_pool2d(meta(1, a["c"], a["h"], a["w"]), 1).numel(),
+        "pool_params": lambda: n_params(nn.MaxPool2d(a["k"])),
+        "strided_conv": lambda: conv_side(**a),
+        "rf_a": lambda: 1 + 2 * (a["k"] - 1),
+        "rf_b": lambda: 1 + 3 * (a["k"] - 1),
+        "rf_c": lambda: 1 + (a["k"] - 1) + (a["pool"] - 1) + (a["k"] - 1) * a["pool"],
+        "rf_d": lambda: 1 + sum((a["k"] - 1) * a["s"] ** i for i in range(3)),
+    }  # fmt: skip
+    family = next(f for f in (key, key.rsplit("_", 1)[0]) if f in table)
+    return table[family]()
+
+
+def test_answer_references_agree_with_torch_and_closed_forms() -> None:
+    for name, task in ANSWERS.items():
+        r = random.Random(name)
+        for case in [*task.fixed, *(task.cases(r) for _ in range(8))]:
+            assert json.loads(json.dumps(case)) == case, name  # plain data, to the kernel
+            assert task.reference(case) == closed_form(name, case), (name, case)
+
+
+def test_honest_working_passes_and_each_answer_is_judged_on_its_own() -> None:
+    def size_c(n, k, s, p):
+        return (n + 2 * p - k) // s + 1
+
+    def rf_c(k, pool):
+        return k + (pool - 1) + (k - 1) * pool
+
+    grading.check_answer("ex01.size_c", size_c)
+    grading.check_answer("ex01.size_c", size_c, hidden=True)
+    grading.check_answer("ex03.rf_c", rf_c, hidden=True)
+    with pytest.raises(grading.CheckFailed):  # a wrong neighbour does not change this verdict
+        grading.check_answer("ex01.size_b", lambda n, k, p: n - k + 1, hidden=True)
+    grading.check_answer("ex01.size_c", size_c, hidden=True)
+
+
+def test_a_constant_answer_fails_the_hidden_cases() -> None:
+    """For every answer: the right visible value, typed in (or recovered), passes only visibly."""
+    for name, task in ANSWERS.items():
+        value = task.reference(task.fixed[0])
+
+        def constant(value=value, **givens):
+            return value
+
+        grading.check_answer(name, constant)
+        if name == "ex03.pool_params":  # the one answer that is a constant: max pooling learns 0
+            grading.check_answer(name, constant, hidden=True)
+            continue
+        with pytest.raises(grading.CheckFailed, match="expected a different value") as failure:
+            grading.check_answer(name, constant, hidden=True)
+        assert "hidden cases (fresh givens) fail" in str(failure.value), name
+
+
+def test_looping_the_visible_check_does_not_earn_the_hidden_points() -> None:
+    found = None
+    for guess in range(100):  # what a student can do with the visible self-check
+        try:
+            grading.check_answer("ex03.rf_d", lambda k, s, guess=guess: guess)
+        except grading.CheckFailed:
+            continue
+        found = guess
+        break
+    assert found == 1 + sum(2 * 2**i for i in range(3))  # the loop finds the visible answer...
+    with pytest.raises(grading.CheckFailed, match="expected a different value"):
+        grading.check_answer("ex03.rf_d", lambda k, s: found, hidden=True)  # ...and no more
+
+
+def test_a_table_of_the_visible_answers_fails_the_hidden_cases() -> None:
+    table = {}
+    for name in ("ex01.size_e", "ex02.macs_total", "ex01.warm_b"):
+        task = ANSWERS[name]
+        table[name, json.dumps(task.fixed[0])] = closed_form(name, task.fixed[0])
+
+    def lookup(name):
+        def answer(**givens):
+            plain = {
+                k: {"shape": list(v.shape), "values": v.reshape(-1).tolist()} if hasattr(v, "shape")
+                else v for k, v in givens.items()
+            }  # fmt: skip
+            return table.get((name, json.dumps(plain)), 0)
+
+        return answer
+
+    for name in ("ex01.size_e", "ex02.macs_total", "ex01.warm_b"):
+        grading.check_answer(name, lookup(name))
+        with pytest.raises(grading.CheckFailed):
+            grading.check_answer(name, lookup(name), hidden=True)
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_answer_messages_say_what_is_wrong_never_the_expected_value(hidden: bool) -> None:
     with pytest.raises(grading.CheckFailed) as failure:
-        grading.check_answers("q", {"a": 608, "b": 1000}, expected, hints={"b": "depth!"})
-    message = str(failure.value)
-    assert "not right yet: b\n  right: a" in message and "depth!" in message
-    assert "1168" not in message and "1000" not in message
-    with pytest.raises(grading.CheckFailed, match="not right yet: a, b"):
-        grading.check_answers("q", {"a": None}, expected)  # unanswered and missing
+        grading.check_answer("ex01.size_a", lambda n, k: n - k, hidden=hidden)  # off by one
+    first = str(failure.value).splitlines()[0]
+    assert re.fullmatch(r"size_a\(n=\d+, k=\d+\) returned \d+, expected a different value", first)
+    if not hidden:
+        assert first == "size_a(n=7, k=3) returned 4, expected a different value"
+    n, k = map(int, re.findall(r"\d+", first)[:2])
+    assert str(n - k + 1) not in re.sub(r"\(.*?\)", "", first).split()  # not the right value
+    for stub in (lambda n, k: None, lambda n, k: (_ for _ in ()).throw(NotImplementedError())):
+        with pytest.raises(NotImplementedError, match="size_a is not answered yet"):
+            grading.check_answer("ex01.size_a", stub, hidden=hidden)
+    with pytest.raises(grading.CheckFailed, match=re.escape("warm_a(x=<tensor")):
+        grading.check_answer("ex01.warm_a", lambda x, weight, r, c: 0.0, hidden=hidden)
 
 
 def test_check_function_passes_a_right_implementation_on_visible_and_hidden_cases() -> None:
@@ -226,7 +432,7 @@ def test_patches_in_the_students_process_do_not_reach_the_judge(monkeypatch, tmp
     with pytest.raises(grading.CheckFailed):
         grading.check_function("output_size", lambda **kw: 0)
     with pytest.raises(grading.CheckFailed):
-        grading.check_answers("q", {"a": 0}, {"a": grading.digest("q", "a", 5)})
+        grading.check_answer("ex01.size_a", lambda n, k: 0)
     grading.check_function("conv2d.channels", conv2d)  # the right answer still passes
 
 
@@ -308,7 +514,7 @@ def test_every_task_of_the_notebooks_is_declared_once() -> None:
     for assignment in ASSIGNMENTS:
         nb = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
         for c in nb.cells:
-            used |= set(re.findall(r'check_function\("([\w.]+)"', c.source))
+            used |= set(re.findall(r'check_(?:function|answer)\("([\w.]+)"', c.source))
     assert used == set(grading.TASKS)
     for name, task in grading.TASKS.items():  # cases travel to the kernel as JSON: plain data
         case = task.cases(random.Random(0))
@@ -323,7 +529,7 @@ def test_exercises_page_states_the_points_graded_by_hand() -> None:
         assert row and int(row.group(2)) == points(a, manual=True), a
     a = "ex02_parameters_and_cost"
     total = points(a) + points(a, manual=True)
-    assert f"`{a}` has {points(a)} of its {total} points until you" in " ".join(page.split())
+    assert f"`{a}` has {points(a):g} of its {total:g} points until you" in " ".join(page.split())
 
 
 # --- end to end with nbgrader ------------------------------------------------------------------
@@ -356,6 +562,22 @@ def answer(nb: nbformat.NotebookNode, grade_id: str, code: str) -> nbformat.Note
     return nb
 
 
+def answer_all(nb: nbformat.NotebookNode, grade_id: str, code: str) -> nbformat.NotebookNode:
+    """Replace every stub in a cell (each compute answer's function) by `code`."""
+    c = cell(nb, grade_id)
+    c.source = re.sub(
+        r"( *)# YOUR CODE HERE\n *raise NotImplementedError\(\)",
+        lambda m: textwrap.indent(code, m.group(1)),
+        c.source,
+    )
+    return nb
+
+
+def section_points(got: dict[str, float], assignment: str, names: str) -> float:
+    """The points scored by the test cells of the named compute answers (space-separated)."""
+    return sum(got[f"test_{n}"] for n in names.split())
+
+
 def tamper(solution, release):
     """Edits and deletes test cells, with wrong answers and a wrong conv2d; one right function."""
     nb = answer(
@@ -364,7 +586,7 @@ def tamper(solution, release):
         "return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1",
     )
     answer(nb, "conv2d", "return torch.zeros(x.shape[0], weight.shape[0], 1, 1)")
-    cell(nb, "test_sizes").source = "pass  # no test here"
+    cell(nb, "test_size_a").source = "pass  # no test here"
     cell(nb, "test_conv2d_basic").source = "assert True"
     cell(nb, "test_output_size").metadata.nbgrader["points"] = 100
     stride_test = cell(nb, "test_conv2d_stride_padding")
@@ -399,9 +621,11 @@ cnncourse.counting.conv_output_size = lambda *a, **k: 0
 subprocess.Popen = None
 sys.executable = "/bin/true"
 """
-    nb = answer(release, "sizes", patches + "size_a = size_b = size_c = size_d = size_e = 0")
-    answer(nb, "warm_up", "warm_a = warm_b = warm_c = 0")
+    nb = answer_all(release, "sizes", "return 0")
+    cell(nb, "sizes").source = patches + cell(nb, "sizes").source
+    answer_all(nb, "warm_up", "return 0")
     answer(nb, "output_size", "return 0")
+    answer(nb, "conv2d_input_grad", "return grad_out")
     return answer(nb, "conv2d", "return torch.randn(x.shape[0], weight.shape[0], 1, 1)")
 
 
@@ -448,9 +672,47 @@ def shortcut(solution, release):
 def forger(solution, release):
     """Replaces the checks themselves: the residual risk documented in cnncourse.grading."""
     code = (
-        "import cnncourse.grading as g\ng.check_answers = g.check_function = lambda *a, **k: None"
+        "import cnncourse.grading as g\ng.check_answer = g.check_function = lambda *a, **k: None\n"
     )
-    return answer(release, "sizes", code)
+    cell(release, "sizes").source = code + cell(release, "sizes").source
+    return release
+
+
+# The answers the harvester finds by looping the visible check, and its lookup table's answer.
+LOOPED = "pool_a pool_b pool_c strided_conv rf_a rf_b rf_c rf_d"
+
+
+def harvester(solution, release):
+    """Loops the visible checks to recover the answers, then hands them in as constants.
+
+    Its functions are the solution's, so only the harvested answers may lose points: each its own.
+    `global_values` answers from a table of the visible givens; `pool_params` is a constant (0),
+    the one answer that is right as a constant, so it keeps its points.
+    """
+    loop = """
+
+from cnncourse.grading import CheckFailed, check_answer
+
+
+def _harvest(question, lo=0, hi=200):
+    for guess in range(lo, hi):
+        try:
+            check_answer(question, lambda *a, guess=guess, **kw: guess)
+        except CheckFailed:
+            continue
+        return guess
+
+"""
+    rf = "\n\n"
+    for name in LOOPED.split():
+        line = f"{name} = lambda *a, _v=_harvest('ex03.{name}'), **kw: _v\n"
+        loop, rf = (loop, rf + line) if name.startswith("rf") else (loop + line, rf)
+    loop += "_table = {(40, 40, 100): _harvest('ex03.global_values')}\n"
+    loop += "global_values = lambda h=40, w=40, c=100: _table.get((h, w, c), 1)\n"
+    loop += "pool_params = lambda k=2, c=64: 0\n"
+    cell(solution, "sizes").source += loop
+    cell(solution, "receptive_fields").source += rf
+    return solution
 
 
 def cheat(solution, release):
@@ -473,7 +735,10 @@ SUBMISSIONS = {
     "solution": lambda solution, release: solution,
     "untouched": lambda solution, release: release,
     "honest": lambda solution, release: solution,  # the solution, under another name
-    **{f.__name__: f for f in (tamper, loop, stubborn, patcher, lookup, shortcut, forger, cheat)},
+    **{
+        f.__name__: f
+        for f in (tamper, loop, stubborn, patcher, lookup, shortcut, forger, cheat, harvester)
+    },
 }
 
 
@@ -577,18 +842,20 @@ def test_the_written_answer_waits_for_manual_grading(graded) -> None:
 def test_edited_and_deleted_tests_are_restored(graded) -> None:
     got = cell_scores(graded, "ex01_convolution", "tamper")
     assert got["test_output_size"] == 2  # the one right answer, at its original points
-    assert got["test_sizes"] == got["test_conv2d_basic"] == 0  # edited: restored and run
+    assert got["test_size_a"] == got["test_conv2d_basic"] == 0  # edited: restored and run
     assert got["test_conv2d_channels"] == got["test_conv2d_stride_padding"] == 0  # deleted
     assert score(graded, "ex01_convolution", "tamper") == 2
     nb = notebook(graded["ex01_convolution", "tamper"], "autograded/tamper", "ex01_convolution")
-    assert "not right yet" in str(cell(nb, "test_sizes").outputs)  # the original test ran
+    assert "size_a is not answered yet" in str(cell(nb, "test_size_a").outputs)  # the original
     assert "CheckFailed" in str(cell(nb, "test_conv2d_channels").outputs)
 
 
 @pytest.mark.slow
 def test_an_infinite_loop_is_interrupted_and_everything_else_graded(graded) -> None:
     got = cell_scores(graded, "ex01_convolution", "loop")
-    assert got["test_sizes"] == 2 and got["test_output_size"] == 2 and got["test_warm_up"] == 1
+    assert got["test_output_size"] == 2
+    ex01 = answer_points("ex01_convolution")
+    assert all(got[f"test_{n}"] == p for n, p in ex01.items())  # every compute answer
     assert got["test_conv2d_basic"] == got["test_conv2d_channels"] == 0
     assert got["test_conv2d_input_grad"] == 3  # its own cell: graded after the interrupt
     assert score(graded, "ex01_convolution", "solution") == points("ex01_convolution")
@@ -620,7 +887,7 @@ def test_patching_torch_and_cnncourse_does_not_fake_correctness(graded) -> None:
 @pytest.mark.slow
 def test_a_table_of_the_visible_cases_fails_the_hidden_ones(graded) -> None:
     got = cell_scores(graded, "ex01_convolution", "lookup")
-    assert got["test_sizes"] == 2 and got["test_warm_up"] == 1
+    assert all(got[f"test_{n}"] == p for n, p in answer_points("ex01_convolution").items())
     assert got["test_output_size"] == got["test_conv2d_basic"] == got["test_conv2d_channels"] == 0
 
 
@@ -628,7 +895,23 @@ def test_a_table_of_the_visible_cases_fails_the_hidden_ones(graded) -> None:
 def test_torch_own_pooling_does_not_pass_as_from_scratch(graded) -> None:
     got = cell_scores(graded, "ex03_pooling", "cheat")
     assert got["test_max_pool2d"] == got["test_avg_pool2d"] == got["test_max_pool2d_backward"] == 0
-    assert got["test_sizes"] == 2 and got["test_global_avg_pool2d"] == 1
+    assert got["test_global_avg_pool2d"] == 1
+    assert all(got[f"test_{n}"] == p for n, p in answer_points("ex03_pooling").items())
+
+
+@pytest.mark.slow
+def test_harvested_answers_score_zero_each_and_the_rest_full(graded) -> None:
+    """Looped visible checks and a table of the visible answers: 0 per answer, partial credit."""
+    a = "ex03_pooling"
+    got, each = cell_scores(graded, a, "harvester"), answer_points(a)
+    harvested = [*LOOPED.split(), "global_values"]
+    assert all(got[f"test_{n}"] == 0 for n in harvested), got
+    assert got["test_pool_params"] == each["pool_params"] > 0  # same former block, own points
+    assert score(graded, a, "harvester") == points(a) - sum(each[n] for n in harvested)
+    nb = notebook(graded[a, "harvester"], "autograded/harvester", a)
+    visible = str(cell(nb, "test_rf_d").outputs)
+    assert "rf_d(k=3, s=2): right" in visible  # the loop found the visible answer...
+    assert "hidden cases (fresh givens) fail" in visible  # ...and the hidden cases failed it
 
 
 @pytest.mark.slow

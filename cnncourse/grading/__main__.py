@@ -1,4 +1,4 @@
-"""``python -m cnncourse.grading serve | digest QUESTION NAME JSON_VALUE``: see `judge.main`."""
+"""``python -m cnncourse.grading serve``: the judge (see `judge.main`)."""
 
 from cnncourse.grading.judge import main
 

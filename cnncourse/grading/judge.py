@@ -2,14 +2,12 @@
 
 The kernel starts it (`cnncourse.grading.kernel.start_judge`) with ``python -I`` and talks to it
 over pipes, one JSON request per line and one JSON reply per line (`_serve`). Nothing the student's
-kernel patches reaches this process: the reference results, the comparisons and the digests of
-compute answers are all made here. `main` is also the instructors' command line
-(``python -m cnncourse.grading digest QUESTION NAME JSON_VALUE``).
+kernel patches reaches this process: the cases, the reference results and the comparisons are all
+made here, for the implementation tasks and the compute answers alike (`main`: ``serve``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -31,14 +29,13 @@ def _canon(value: Any) -> Any:
     return value
 
 
-def digest(question: str, name: str, value: Any) -> str:
-    """Salted digest of an answer: the check compares digests, so the notebook never shows it."""
-    text = f"cnncourse:{question}:{name}:{json.dumps(_canon(value))}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def _problem(got: dict, want: Any, task: Task, hidden: bool) -> str | None:
+    """What is wrong with one result, in words (None if it is right).
 
-
-def _problem(got: dict, want: Any, task: Task) -> str | None:
-    """What is wrong with one result, in words (None if it is right)."""
+    The expected value is shown only for a visible case of a function task: a compute answer's
+    visible case is the question itself, and a hidden case's result must stay hidden.
+    """
+    show = not (hidden or task.answer)
     if "error" in got:
         if got.get("forbidden") == "autograd":
             return (
@@ -52,13 +49,15 @@ def _problem(got: dict, want: Any, task: Task) -> str | None:
                 f"F.max_pool2d, their gradients, ...): write {work} yourself"
             )
         if got["error"].startswith("NotImplementedError"):
-            return "it is not implemented yet (it raises NotImplementedError)"
+            return "it is not answered yet (it raises NotImplementedError)"
         return f"it raised {got['error']}"
     if not hasattr(want, "shape"):
         value = got.get("value", f"<a tensor of shape {got.get('shape')}>")
-        return (
-            None if _canon(value) == _canon(want) else f"it returned {value!r}, expected {want!r}"
-        )
+        if value is None and task.answer:
+            return "it is not answered yet (it returns None)"
+        if _canon(value) == _canon(want):
+            return None
+        return f"returned {value!r}, expected " + (repr(want) if show else "a different value")
     if "shape" not in got:
         return f"it returned a {got['type']}, not a torch.Tensor with dimensions"
     expected, shape = want.reshape(-1).tolist(), list(want.shape)
@@ -75,21 +74,55 @@ def _problem(got: dict, want: Any, task: Task) -> str | None:
     for dim in reversed(shape):
         index, rest = [rest % dim, *index], rest // dim
     a, b = got["values"][bad[0]], expected[bad[0]]
-    return (
-        f"{len(bad)} of {len(expected)} values are wrong; at {index} got {a:.5g}, expected {b:.5g}"
+    wrong = f"{len(bad)} of {len(expected)} values are wrong; at {index} got {a:.5g}"
+    return wrong + f", expected {b:.5g}" * show
+
+
+def _unanswered(got: dict, task: Task) -> bool:
+    """Whether a result says "not answered": the stub's NotImplementedError (or None, an answer)."""
+    if "error" in got:
+        return got["error"].startswith("NotImplementedError")
+    return task.answer and "value" in got and got["value"] is None
+
+
+def _call_text(task: Task, case: dict) -> str:
+    """``size_a(n=7, k=3)``: the call of one case, tensors shown by their shape."""
+    args = ", ".join(
+        f"{k}=<tensor {'x'.join(map(str, v['shape']))}>" if isinstance(v, dict) else f"{k}={v!r}"
+        for k, v in case.items()
     )
+    return f"{task.function}({args})"
 
 
 def _verdict(name: str, hidden: bool, todo: list[dict], results: list[dict]) -> dict:
     kind, task = "hidden" if hidden else "visible", TASKS[name]
+    if results and all(_unanswered(got, task) for got in results):
+        how = "raises NotImplementedError" if "error" in results[0] else "returns None"
+        return {
+            "passed": False,
+            "unanswered": True,
+            "message": f"{task.function} is not answered yet: it still {how}",
+        }
     failures = [
         (i, p)
         for i, (case, got) in enumerate(zip(todo, results, strict=True))
-        if (p := _problem(got, task.reference(case), task))
+        if (p := _problem(got, task.reference(case), task, hidden))
     ]
+    if not failures and task.answer:
+        right = f"right on all {len(todo)} hidden cases" if hidden else "right"
+        return {
+            "passed": True,
+            "message": f"{_call_text(task, todo[0]) if not hidden else name}: {right}",
+        }
     if not failures:
         return {"passed": True, "message": f"{name}: all {len(todo)} {kind} cases are right"}
     i, problem = failures[0]
+    if task.answer:  # what is wrong first, in one sentence; never the expected value
+        call = _call_text(task, todo[i])
+        lines = [f"{call} {problem}" if problem.startswith("returned") else f"{call}: {problem}"]
+        if hidden:
+            lines += [f"  {len(failures)} of {len(todo)} hidden cases (fresh givens) fail"]
+        return {"passed": False, "message": "\n".join(lines)}
     args = ", ".join(
         f"{k}.shape={tuple(v['shape'])}" if isinstance(v, dict) else f"{k}={v!r}"
         for k, v in todo[i].items()
@@ -99,24 +132,8 @@ def _verdict(name: str, hidden: bool, todo: list[dict], results: list[dict]) -> 
         f"{task.function}: {len(failures)} of {len(todo)} {kind} cases fail.",
         f"  first: {where}",
     ]
+    problem = f"it {problem}" if problem.startswith("returned") else problem
     lines += [f"  inputs: {args}", f"  problem: {problem}"]  # short lines: nbgrader cuts long ones
-    return {"passed": False, "message": "\n".join(lines)}
-
-
-def _answers_verdict(question: str, answers: dict, expected: dict, hints: dict) -> dict:
-    wrong = [
-        k
-        for k in expected
-        if answers.get(k) is None or digest(question, k, answers[k]) != expected[k]
-    ]
-    if not wrong:
-        return {"passed": True, "message": f"{question}: all {len(expected)} answers are right"}
-    right = [k for k in expected if k not in wrong]
-    lines = [f"{question}: {len(wrong)} of {len(expected)} answers are not right yet."]
-    lines += [f"  not right yet: {', '.join(wrong)}"] + (
-        [f"  right: {', '.join(right)}"] * bool(right)
-    )
-    lines += [f"  hint for {k}: {hints[k]}" for k in wrong if k in hints]
     return {"passed": False, "message": "\n".join(lines)}
 
 
@@ -146,11 +163,10 @@ def _serve() -> None:
                     "autograd": task.autograd,
                     "token": token,
                 }
-            elif request["op"] == "judge":
+            else:  # "judge": an unknown (or used) token is a KeyError
+                if request["op"] != "judge":
+                    raise ValueError(f"unknown request {request['op']!r}")
                 reply = _verdict(*pending.pop(request["token"]), request["results"])
-            else:
-                keys = ("question", "answers", "expected", "hints")
-                reply = _answers_verdict(*(request[k] for k in keys))
         except Exception as error:  # the test cell in the kernel fails with this message
             reply = {"error": f"{type(error).__name__}: {error}"}
         out.write(json.dumps(reply) + "\n")
@@ -159,9 +175,6 @@ def _serve() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if args == ["serve"]:
-        _serve()
-    elif len(args) == 4 and args[0] == "digest":
-        print(digest(args[1], args[2], json.loads(args[3])))
-    else:
-        raise SystemExit("usage: python -m cnncourse.grading serve | digest QUESTION NAME JSON")
+    if args != ["serve"]:
+        raise SystemExit("usage: python -m cnncourse.grading serve")
+    _serve()

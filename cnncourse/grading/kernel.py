@@ -153,7 +153,11 @@ def cases(task: str) -> list[dict[str, Any]]:
 
 
 def check_function(task: str, func: Callable[..., Any], *, hidden: bool = False) -> None:
-    """Check the student's `func` on the judge's cases of `task` (one of `TASKS`)."""
+    """Check the student's `func` on the judge's cases of `task` (one of `TASKS`).
+
+    Raises `CheckFailed` with the judge's message, or NotImplementedError while `func` is still
+    the released stub (it raises NotImplementedError, or an answer returns None, on every case).
+    """
     if not callable(func):
         raise CheckFailed(f"{task}: expected a function, got a {type(func).__name__}")
     reply = _ask({"op": "cases", "task": task, "hidden": hidden})
@@ -161,18 +165,17 @@ def check_function(task: str, func: Callable[..., Any], *, hidden: bool = False)
     # Every case is guarded: a function that is honest on its first call only must not pass.
     results = [_call(func, case, forbidden, autograd) for case in reply["cases"]]
     verdict = _ask({"op": "judge", "token": reply["token"], "results": results})
+    if verdict.get("unanswered"):  # the stub as released: the usual "not done yet" error
+        raise NotImplementedError(verdict["message"])
     if not verdict["passed"]:
         raise CheckFailed(verdict["message"])
     print(verdict["message"])
 
 
-def check_answers(
-    question: str, answers: dict[str, Any], expected: dict[str, str], hints: dict | None = None
-) -> None:
-    """Compare named answers with their digests; the message names wrong answers, never values."""
-    plain = {k: _plain(v) for k, v in answers.items()}
-    request = {"question": question, "answers": plain, "expected": expected, "hints": hints or {}}
-    verdict = _ask({"op": "answers", **request})
-    if not verdict["passed"]:
-        raise CheckFailed(verdict["message"])
-    print(verdict["message"])
+def check_answer(question: str, func: Callable[..., Any], *, hidden: bool = False) -> None:
+    """Check a compute answer: the student's function of the question's givens (see `answers`).
+
+    The visible check calls it on the question's own givens; a hidden check on fresh ones. The
+    message says what is wrong (the call and what it returned), never the expected value.
+    """
+    check_function(question, func, hidden=hidden)

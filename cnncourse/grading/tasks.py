@@ -7,7 +7,8 @@ the kernel is sent the cases and the limits and only calls the student's functio
 
 A case is the keyword arguments of the student's function as plain data, with tensors as a shape
 and a flat list of values (`_decode` makes them torch tensors). A new function task is one new entry
-in `TASKS` (and, usually, a case generator and a reference function above it).
+in `TASKS` (and, usually, a case generator and a reference function above it). The compute
+answers' tasks (`cnncourse.grading.answers`) are merged into `TASKS` at the end of this module.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Task:
     hidden: int = 40  # cases per hidden check (a fresh seed each time)
     rtol: float = 1e-4  # a tensor value b is right within atol + rtol * |b|
     atol: float = 1e-4
+    answer: bool = False  # a compute answer: its messages never show an expected value
 
     @property
     def guarded(self) -> bool:
@@ -267,3 +269,8 @@ TASKS: dict[str, Task] = {
     ),
     "receptive_field": Task("receptive_field", _receptive_field_case, _receptive_field),
 }
+
+# The compute answers (one task per answer), defined with this module's `Task`: merged last.
+from cnncourse.grading.answers import ANSWERS  # noqa: E402
+
+TASKS.update(ANSWERS)
