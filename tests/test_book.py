@@ -62,3 +62,17 @@ def test_no_stray_value_prints_below_a_cell(book: BookBuild, page: str) -> None:
             ):
                 stray.append(f"cell {i}: {text[:60]!r} after {last[:60]!r}")
     assert not stray, f"{page}: values printed below cells:\n" + "\n".join(stray)
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if (ROOT / f"{p}.ipynb").exists()])
+def test_alt_texts_are_one_line(page: str) -> None:
+    """A directive option continued on the next line is cut there: the reader of a screen reader
+    would hear half a sentence (the build warns about none of it)."""
+    import nbformat
+
+    for i, cell in enumerate(nbformat.read(ROOT / f"{page}.ipynb", as_version=4).cells):
+        lines = cell.source.split("\n") if cell.cell_type == "markdown" else []
+        for a, b in zip(lines, lines[1:], strict=False):
+            assert not (a.startswith(":alt:") and b.startswith(" ") and b.strip()), (
+                f"{page} cell {i}: the :alt: option goes on over two lines: join them"
+            )
