@@ -47,11 +47,13 @@ counts and tolerances), `answers` (one `Task` per compute answer, merged into `T
 
 from __future__ import annotations
 
+from cnncourse.grading.catalogue import TASKS
+
 # Importing the package imports `kernel` eagerly: it takes what it needs before any student code.
 from cnncourse.grading.feedback import feedback_preprocessor as feedback_preprocessor
 from cnncourse.grading.judge import main as main
 from cnncourse.grading.kernel import CheckFailed, cases, check_answer, check_function, start_judge
-from cnncourse.grading.tasks import TASKS, Task
+from cnncourse.grading.tasks import Task
 
 __all__ = [
     "CheckFailed",

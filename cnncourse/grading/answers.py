@@ -9,7 +9,8 @@ the judge. So a constant, a lookup table of the visible answers or a value found
 visible check fails the hidden cases; only working that is right in general passes them. Every
 answer has its own test cell, with its own points: one wrong answer costs only its own points.
 
-Names: ``ex01.size_a`` is answer ``size_a`` of exercise 1. `ANSWERS` is merged into `TASKS`.
+Names: ``ex01.size_a`` is answer ``size_a`` of exercise 1. `cnncourse.grading.catalogue` merges
+`ANSWERS` with the function tasks into `TASKS`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 from cnncourse import counting
 from cnncourse.grading.tasks import SLIDES_W, SLIDES_X, Task, _decode, _t
+
+__all__ = ["ANSWERS"]
 
 HIDDEN = 20  # hidden cases per answer: plain arithmetic, cheap
 

@@ -16,7 +16,8 @@ import sys
 import zlib
 from typing import Any
 
-from cnncourse.grading.tasks import TASKS, Task
+from cnncourse.grading.catalogue import TASKS
+from cnncourse.grading.tasks import Task
 
 
 def _canon(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""The task catalogue: one `Task` entry per function task, in `TASKS`.
+"""The function tasks: one `Task` entry per task, in `FUNCTION_TASKS`.
 
 An entry says everything about a task: the student's function's name, how to draw one random case,
 how to compute the right result, the aten operators the function must not use, whether it may run
@@ -7,8 +7,9 @@ the kernel is sent the cases and the limits and only calls the student's functio
 
 A case is the keyword arguments of the student's function as plain data, with tensors as a shape
 and a flat list of values (`_decode` makes them torch tensors). A new function task is one new entry
-in `TASKS` (and, usually, a case generator and a reference function above it). The compute
-answers' tasks (`cnncourse.grading.answers`) are merged into `TASKS` at the end of this module.
+in `FUNCTION_TASKS` (and, usually, a case generator and a reference function above it). The
+compute answers' tasks are in `cnncourse.grading.answers`; `cnncourse.grading.catalogue` holds
+both, as `TASKS`, which is what the judge reads.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+
+__all__ = ["Task", "FUNCTION_TASKS", "SLIDES_X", "SLIDES_W"]
 
 CONV_OPS = frozenset({"convolution", "_convolution", "conv_tbc", "im2col", "unfold"})
 POOL_OPS = CONV_OPS | {"max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "adaptive_max_pool2d"}
@@ -233,7 +236,7 @@ def _count_conv(case: dict, macs: bool = False) -> list[int]:
 
 # From-scratch tasks run guarded, which slows every tensor operation: fewer, small cases.
 _SCRATCH = {"visible": 4, "hidden": 12}
-TASKS: dict[str, Task] = {
+FUNCTION_TASKS: dict[str, Task] = {
     "output_size": Task("output_size", _output_size_case, _output_size),
     "conv2d.basic": Task(
         "conv2d", partial(_conv2d_case, plain=True), _conv2d, CONV_OPS, fixed=(SLIDES,), **_SCRATCH
@@ -269,8 +272,3 @@ TASKS: dict[str, Task] = {
     ),
     "receptive_field": Task("receptive_field", _receptive_field_case, _receptive_field),
 }
-
-# The compute answers (one task per answer), defined with this module's `Task`: merged last.
-from cnncourse.grading.answers import ANSWERS  # noqa: E402
-
-TASKS.update(ANSWERS)
