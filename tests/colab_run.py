@@ -3,7 +3,8 @@
 The runtime is the one this script runs in: a virtual environment with the oldest versions the
 package declares (``pyproject.toml``'s floors), Python 3.12 as on Colab, and no nbgrader or Jupyter
 Book (a student's Colab has neither). Each notebook runs top to bottom with papermill in a kernel
-of this same interpreter; the result is a Markdown table (notebook, result, seconds) for the
+of this same interpreter, and every number of a Colab edition's prose must have been filled in;
+the result is a Markdown table (notebook, result, seconds) for the
 README, followed by the runtime's versions.
 
     make test-colab            # builds .venv-colab, then runs this script in it
@@ -22,6 +23,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "book" / "colab").glob("*.ipynb"))
 NOTEBOOKS += sorted((ROOT / "solutions").glob("*/*.ipynb"))
+
+
+def _unfilled(executed: Path) -> int:
+    """How many glue roles of the executed Colab edition showed no number (the paragraph ran
+    before the code that computes it: `cnncourse.notebook.fill_glued`'s placeholder)."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    texts = [
+        str(out.get("data", {}).get("text/markdown", ""))
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+    ]
+    return sum(t.count("(not computed yet") for t in texts)
 
 
 def main() -> int:
@@ -45,6 +61,9 @@ def main() -> int:
                     execution_timeout=600,
                 )
                 result = "ran"
+                unfilled = _unfilled(Path(tmp) / path.name)
+                if unfilled:
+                    result, failed = f"ran, {unfilled} numbers not filled in", failed + 1
             except pm.PapermillExecutionError as e:
                 result, failed = f"failed: {e.ename}: {str(e.evalue)[:80]}", failed + 1
             rows.append((path.relative_to(ROOT).as_posix(), result, time.perf_counter() - t0))

@@ -46,13 +46,23 @@ def test_no_myst_markup_reaches_a_colab_reader(page: Path) -> None:
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
 def test_a_run_in_order_has_every_number_before_the_text_needs_it(page: Path) -> None:
     cells = _edition(page).cells
-    glued_anywhere = {n for c in cells for n in ce.GLUED_BY.findall(c.source)}
     done: set[str] = set()
+    known = set().union(*(ce.glued_patterns(c.source) for c in cells))
     for i, cell in enumerate(cells):
         if "show_markdown(" in cell.source:
-            late = {m["name"] for m in GLUE_ROLE.finditer(cell.source)} - done
-            assert not late & glued_anywhere, f"{page.name} cell {i} needs {late} before it"
-        done |= set(ce.GLUED_BY.findall(cell.source))
+            names = {m["name"] for m in GLUE_ROLE.finditer(cell.source)}
+            late = ce.unmet(names, done, known)
+            assert not late, f"{page.name} cell {i} quotes {late} before a cell computes it"
+        done |= ce.glued_patterns(cell.source)
+
+
+def test_glued_names_are_found_in_loops_too() -> None:
+    source = 'for name in ("max", "avg"):\n    glue(f"share_{name}", 1, display=False)'
+    assert ce.glued_patterns(source) == {"share_.+"}
+    assert ce.unmet({"share_max", "other"}, ce.glued_patterns(source)) == {"other"}
+    # a vague pattern (.+_.+) does not stand in for the specific one that glues the name
+    vague = ce.glued_patterns('glue(f"{a}_{b}", 1)')
+    assert ce.unmet({"share_max"}, vague, vague | {"share_.+"}) == {"share_max"}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)

@@ -152,8 +152,35 @@ NOTE = (
 )
 
 
-GLUED_BY = re.compile(r"""\bglue\(\s*["'](?P<name>[^"']+)["']""")
+GLUED_BY = re.compile(r"""\bglue\(\s*(?P<f>f?)["'](?P<name>[^"']+)["']""")
 GLUE_NAME = re.compile(r"\{glue(?::text|:any|:)?\}`(?P<name>[^`:]+)")
+
+
+def glued_patterns(source: str) -> set[str]:
+    """The names a code cell glues, as regular expressions: ``glue("n", ...)`` gives ``n``, and
+    ``glue(f"share_{name}", ...)`` in a loop gives ``share_.+``."""
+    out = set()
+    for m in GLUED_BY.finditer(source):
+        parts = re.split(r"\{[^}]*\}", m["name"]) if m["f"] else [m["name"]]
+        out.add(".+".join(map(re.escape, parts)))
+    return out
+
+
+def unmet(names: set[str], patterns: set[str], known: set[str] | None = None) -> set[str]:
+    """The `names` that none of `patterns` glues. A name that some pattern of `known` (every
+    pattern of the page) matches specifically, with a few letters of its own, is met only by
+    such a pattern: ``glue(f"{name}_{key}", ...)`` (``.+_.+``) would match almost any name."""
+    known = patterns if known is None else known
+    out = set()
+    for n in names:
+        specific = {p for p in known if len(_letters(p)) >= 3 and re.fullmatch(p, n)}
+        if not any(re.fullmatch(p, n) and (not specific or p in specific) for p in patterns):
+            out.add(n)
+    return out
+
+
+def _letters(pattern: str) -> str:
+    return re.sub(r"\.\+|\\|_", "", pattern)
 
 
 def _after_its_numbers(cells: list[nbformat.NotebookNode]) -> list[nbformat.NotebookNode]:
@@ -162,22 +189,23 @@ def _after_its_numbers(cells: list[nbformat.NotebookNode]) -> list[nbformat.Note
     The book resolves a glue role wherever the value is computed, so a paragraph may come just
     before the code that computes its numbers; run in order, that paragraph would find them
     missing. Prose never moves past another prose cell: the reading order stays."""
-    cells, done, i = list(cells), set(), 0  # done: the names glued by the cells before i
+    cells, done, i = list(cells), set(), 0  # done: what the cells before i glue (patterns)
+    known = set().union(*(glued_patterns(c.source) for c in cells))
     while i < len(cells):
         if "show_markdown" not in cells[i].source:
-            done |= set(GLUED_BY.findall(cells[i].source))
+            done |= glued_patterns(cells[i].source)
             i += 1
             continue
-        names, j = set(GLUE_NAME.findall(cells[i].source)) - done, i + 1
+        names, j = unmet(set(GLUE_NAME.findall(cells[i].source)), done, known), i + 1
         while names and j < len(cells) and cells[j].cell_type == "code":
             if "show_markdown" in cells[j].source:
                 break
-            names -= set(GLUED_BY.findall(cells[j].source))
+            names = unmet(names, glued_patterns(cells[j].source), known)
             j += 1
         if j > i + 1 and not names:  # cells i+1 .. j-1 compute them: the prose goes after
             cells.insert(j - 1, cells.pop(i))
             for cell in cells[i : j - 1]:
-                done |= set(GLUED_BY.findall(cell.source))
+                done |= glued_patterns(cell.source)
             i = j
         else:
             i += 1
