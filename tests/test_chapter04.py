@@ -195,6 +195,10 @@ def test_where_parameters_and_macs_live(g) -> None:
         assert g[f"{key}_conv_mac_share"] == pytest.approx(1 - dense_macs / total_m)
         assert g[f"{key}_fc_param_share"] > 0.85 and g[f"{key}_conv_mac_share"] > 0.85
         assert len(convs) in (5, 13)
+    # The page compares the two: VGG-16's dense share of parameters is smaller, its convs'
+    # share of the MACs larger.
+    assert g["vgg16_fc_param_share"] < g["alex_fc_param_share"]
+    assert g["vgg16_conv_mac_share"] > g["alex_conv_mac_share"]
     first_blocks = conv_macs_closed_form(VGG16_WIDTHS[:6])  # 2 + 2 convs, 224 and 112 maps
     total = conv_macs_closed_form(VGG16_WIDTHS) + DENSE_MACS
     assert g["vgg16_first_blocks_mac_share"] == pytest.approx(first_blocks / total)
