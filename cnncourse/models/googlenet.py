@@ -59,7 +59,12 @@ import torch
 from torch import Tensor, nn
 
 # Shared with Inception v3; re-exported here, where the course first meets them.
-from cnncourse.models.inception_blocks import BasicConv2d, transform_input
+from cnncourse.models.inception_blocks import (
+    BasicConv2d,
+    InceptionModule,
+    NaiveInceptionModule,
+    transform_input,
+)
 from cnncourse.models.spec import ModelSpec, builders
 
 __all__ = [
@@ -93,73 +98,6 @@ INCEPTION_CFG: dict[str, tuple[int, int, int, int, int, int, int]] = {
 
 # Training mode with auxiliary heads returns all three logits, in torchvision's order.
 GoogLeNetOutputs = namedtuple("GoogLeNetOutputs", ["logits", "aux_logits2", "aux_logits1"])
-
-
-class NaiveInceptionModule(nn.Module):
-    """The "naive" inception module (paper, figure 2a): 1x1, 3x3 and 5x5 convs and a 3x3 max pool
-    side by side on the same input, concatenated along channels; no 1x1 reductions.
-
-    Shapes: (N, in_channels, H, W) -> (N, ch1x1 + ch3x3 + ch5x5 + in_channels, H, W). The pool
-    branch keeps all ``in_channels``, so the width can only grow from module to module, and the
-    3x3 and 5x5 convs see all input channels: the cost problem that figure 2b solves.
-    """
-
-    def __init__(self, in_channels: int, ch1x1: int, ch3x3: int, ch5x5: int) -> None:
-        super().__init__()
-        self.branch1 = BasicConv2d(in_channels, ch1x1, 1, batch_norm=False)
-        self.branch2 = BasicConv2d(in_channels, ch3x3, 3, padding=1, batch_norm=False)
-        self.branch3 = BasicConv2d(in_channels, ch5x5, 5, padding=2, batch_norm=False)
-        self.branch4 = nn.MaxPool2d(3, stride=1, padding=1)
-        self.out_channels = ch1x1 + ch3x3 + ch5x5 + in_channels
-
-    def forward(self, x: Tensor) -> Tensor:
-        branches = (self.branch1, self.branch2, self.branch3, self.branch4)
-        return torch.cat([b(x) for b in branches], dim=1)
-
-
-class InceptionModule(nn.Module):
-    """Inception module with dimension reductions (paper, figure 2b).
-
-    Four branches on the same input, concatenated along channels:
-    1x1 conv | 1x1 reduce -> 3x3 conv | 1x1 reduce -> 5x5 conv | 3x3 max pool -> 1x1 "pool proj".
-    Shapes: (N, in_channels, H, W) -> (N, ch1x1 + ch3x3 + ch5x5 + pool_proj, H, W).
-
-    ``kernel_5x5`` is the kernel of the "5x5" branch: 5 in the paper (the default), 3 in
-    torchvision. ``batch_norm`` adds BN after every conv (torchvision), instead of conv biases.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        ch1x1: int,
-        ch3x3red: int,
-        ch3x3: int,
-        ch5x5red: int,
-        ch5x5: int,
-        pool_proj: int,
-        kernel_5x5: int = 5,
-        batch_norm: bool = False,
-    ) -> None:
-        super().__init__()
-
-        def conv(c_in: int, c_out: int, k: int) -> BasicConv2d:
-            return BasicConv2d(c_in, c_out, k, padding=k // 2, batch_norm=batch_norm)
-
-        self.branch1 = conv(in_channels, ch1x1, 1)
-        self.branch2 = nn.Sequential(conv(in_channels, ch3x3red, 1), conv(ch3x3red, ch3x3, 3))
-        # NOTE: torchvision uses kernel_5x5=3 here (a bug kept for its pretrained weights); the
-        # paper's 5x5 is the default of this class and of `googlenet_paper`.
-        self.branch3 = nn.Sequential(
-            conv(in_channels, ch5x5red, 1), conv(ch5x5red, ch5x5, kernel_5x5)
-        )
-        self.branch4 = nn.Sequential(
-            nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), conv(in_channels, pool_proj, 1)
-        )
-        self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
-
-    def forward(self, x: Tensor) -> Tensor:  # (N, C_in, H, W) -> (N, out_channels, H, W)
-        branches = (self.branch1, self.branch2, self.branch3, self.branch4)
-        return torch.cat([b(x) for b in branches], dim=1)
 
 
 class InceptionAux(nn.Module):

@@ -5,7 +5,10 @@
 - `transform_input`: the input rescaling that the weights ported from Google expect;
 - `InceptionFig5`: the inception module of figure 5 of Szegedy et al., "Rethinking the Inception
   Architecture for Computer Vision" (CVPR 2016), where the 5x5 conv of GoogLeNet's module becomes
-  two stacked 3x3 convs: the first of that paper's factorisations (v2/v3).
+  two stacked 3x3 convs: the first of that paper's factorisations (v2/v3);
+- `NaiveInceptionModule` and `InceptionModule`: GoogLeNet's module without and with 1x1
+  reductions (figures 2a and 2b of Szegedy et al. 2015), the module that figure 5 refines;
+- `factorized_conv`: an n x n conv as 1 x n then n x 1 (figure 6 of the 2016 paper).
 """
 
 from __future__ import annotations
@@ -14,7 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BasicConv2d", "InceptionFig5", "transform_input"]
+__all__ = [
+    "BasicConv2d",
+    "InceptionFig5",
+    "InceptionModule",
+    "NaiveInceptionModule",
+    "conv1xn",
+    "convnx1",
+    "factorized_conv",
+    "transform_input",
+]
 
 
 def transform_input(x: Tensor) -> Tensor:
@@ -102,3 +114,93 @@ class InceptionFig5(nn.Module):
         pooled = F.avg_pool2d(x, kernel_size=3, stride=1, padding=1)  # (N, C_in, H, W)
         bp = self.branch_pool(pooled)  # (N, pool_proj, H, W)
         return torch.cat([b1, b3, b5, bp], 1)
+
+
+class NaiveInceptionModule(nn.Module):
+    """The "naive" inception module (paper, figure 2a): 1x1, 3x3 and 5x5 convs and a 3x3 max pool
+    side by side on the same input, concatenated along channels; no 1x1 reductions.
+
+    Shapes: (N, in_channels, H, W) -> (N, ch1x1 + ch3x3 + ch5x5 + in_channels, H, W). The pool
+    branch keeps all ``in_channels``, so the width can only grow from module to module, and the
+    3x3 and 5x5 convs see all input channels: the cost problem that figure 2b solves.
+    """
+
+    def __init__(self, in_channels: int, ch1x1: int, ch3x3: int, ch5x5: int) -> None:
+        super().__init__()
+        self.branch1 = BasicConv2d(in_channels, ch1x1, 1, batch_norm=False)
+        self.branch2 = BasicConv2d(in_channels, ch3x3, 3, padding=1, batch_norm=False)
+        self.branch3 = BasicConv2d(in_channels, ch5x5, 5, padding=2, batch_norm=False)
+        self.branch4 = nn.MaxPool2d(3, stride=1, padding=1)
+        self.out_channels = ch1x1 + ch3x3 + ch5x5 + in_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        branches = (self.branch1, self.branch2, self.branch3, self.branch4)
+        return torch.cat([b(x) for b in branches], dim=1)
+
+
+class InceptionModule(nn.Module):
+    """Inception module with dimension reductions (paper, figure 2b).
+
+    Four branches on the same input, concatenated along channels:
+    1x1 conv | 1x1 reduce -> 3x3 conv | 1x1 reduce -> 5x5 conv | 3x3 max pool -> 1x1 "pool proj".
+    Shapes: (N, in_channels, H, W) -> (N, ch1x1 + ch3x3 + ch5x5 + pool_proj, H, W).
+
+    ``kernel_5x5`` is the kernel of the "5x5" branch: 5 in the paper (the default), 3 in
+    torchvision. ``batch_norm`` adds BN after every conv (torchvision), instead of conv biases.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        ch1x1: int,
+        ch3x3red: int,
+        ch3x3: int,
+        ch5x5red: int,
+        ch5x5: int,
+        pool_proj: int,
+        kernel_5x5: int = 5,
+        batch_norm: bool = False,
+    ) -> None:
+        super().__init__()
+
+        def conv(c_in: int, c_out: int, k: int) -> BasicConv2d:
+            return BasicConv2d(c_in, c_out, k, padding=k // 2, batch_norm=batch_norm)
+
+        self.branch1 = conv(in_channels, ch1x1, 1)
+        self.branch2 = nn.Sequential(conv(in_channels, ch3x3red, 1), conv(ch3x3red, ch3x3, 3))
+        # NOTE: torchvision uses kernel_5x5=3 here (a bug kept for its pretrained weights); the
+        # paper's 5x5 is the default of this class and of `googlenet_paper`.
+        self.branch3 = nn.Sequential(
+            conv(in_channels, ch5x5red, 1), conv(ch5x5red, ch5x5, kernel_5x5)
+        )
+        self.branch4 = nn.Sequential(
+            nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), conv(in_channels, pool_proj, 1)
+        )
+        self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
+
+    def forward(self, x: Tensor) -> Tensor:  # (N, C_in, H, W) -> (N, out_channels, H, W)
+        branches = (self.branch1, self.branch2, self.branch3, self.branch4)
+        return torch.cat([b(x) for b in branches], dim=1)
+
+
+def conv1xn(in_channels: int, out_channels: int, n: int) -> BasicConv2d:
+    """A 1 x n conv that keeps H and W: (N, C_in, H, W) -> (N, C_out, H, W)."""
+    return BasicConv2d(in_channels, out_channels, (1, n), padding=(0, n // 2))
+
+
+def convnx1(in_channels: int, out_channels: int, n: int) -> BasicConv2d:
+    """An n x 1 conv that keeps H and W: (N, C_in, H, W) -> (N, C_out, H, W)."""
+    return BasicConv2d(in_channels, out_channels, (n, 1), padding=(n // 2, 0))
+
+
+def factorized_conv(
+    in_channels: int, mid_channels: int, out_channels: int, n: int
+) -> nn.Sequential:
+    """An n x n conv factorised as 1 x n then n x 1 (figure 6): same n x n receptive field with
+    n*(C_in*C_mid + C_mid*C_out) weights instead of n*n*C_in*C_out.
+
+    Shapes: (N, in_channels, H, W) -> (N, out_channels, H, W).
+    """
+    return nn.Sequential(
+        conv1xn(in_channels, mid_channels, n), convnx1(mid_channels, out_channels, n)
+    )

@@ -27,7 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cnncourse.models.inception_blocks import BasicConv2d, InceptionFig5, transform_input
+from cnncourse.models.inception_blocks import (
+    BasicConv2d,
+    InceptionFig5,
+    conv1xn,
+    convnx1,
+    factorized_conv,
+    transform_input,
+)
 from cnncourse.models.spec import ModelSpec, builders
 
 __all__ = [
@@ -48,29 +55,6 @@ __all__ = [
 ]
 
 InceptionOutputs = namedtuple("InceptionOutputs", ["logits", "aux_logits"])
-
-
-def _conv1xn(in_channels: int, out_channels: int, n: int) -> BasicConv2d:
-    """A 1 x n conv that keeps H and W: (N, C_in, H, W) -> (N, C_out, H, W)."""
-    return BasicConv2d(in_channels, out_channels, (1, n), padding=(0, n // 2))
-
-
-def _convnx1(in_channels: int, out_channels: int, n: int) -> BasicConv2d:
-    """An n x 1 conv that keeps H and W: (N, C_in, H, W) -> (N, C_out, H, W)."""
-    return BasicConv2d(in_channels, out_channels, (n, 1), padding=(n // 2, 0))
-
-
-def factorized_conv(
-    in_channels: int, mid_channels: int, out_channels: int, n: int
-) -> nn.Sequential:
-    """An n x n conv factorised as 1 x n then n x 1 (figure 6): same n x n receptive field with
-    n*(C_in*C_mid + C_mid*C_out) weights instead of n*n*C_in*C_out.
-
-    Shapes: (N, in_channels, H, W) -> (N, out_channels, H, W).
-    """
-    return nn.Sequential(
-        _conv1xn(in_channels, mid_channels, n), _convnx1(mid_channels, out_channels, n)
-    )
 
 
 def _avg_pool_3x3(x: Tensor) -> Tensor:
@@ -137,13 +121,13 @@ class InceptionC(nn.Module):
         c7 = channels_7x7
         self.branch1x1 = BasicConv2d(in_channels, 192, 1)
         self.branch7x7_1 = BasicConv2d(in_channels, c7, 1)
-        self.branch7x7_2 = _conv1xn(c7, c7, 7)
-        self.branch7x7_3 = _convnx1(c7, 192, 7)
+        self.branch7x7_2 = conv1xn(c7, c7, 7)
+        self.branch7x7_3 = convnx1(c7, 192, 7)
         self.branch7x7dbl_1 = BasicConv2d(in_channels, c7, 1)
-        self.branch7x7dbl_2 = _convnx1(c7, c7, 7)
-        self.branch7x7dbl_3 = _conv1xn(c7, c7, 7)
-        self.branch7x7dbl_4 = _convnx1(c7, c7, 7)
-        self.branch7x7dbl_5 = _conv1xn(c7, 192, 7)
+        self.branch7x7dbl_2 = convnx1(c7, c7, 7)
+        self.branch7x7dbl_3 = conv1xn(c7, c7, 7)
+        self.branch7x7dbl_4 = convnx1(c7, c7, 7)
+        self.branch7x7dbl_5 = conv1xn(c7, 192, 7)
         self.branch_pool = BasicConv2d(in_channels, 192, 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -167,8 +151,8 @@ class InceptionD(nn.Module):
         self.branch3x3_1 = BasicConv2d(in_channels, 192, 1)
         self.branch3x3_2 = BasicConv2d(192, 320, 3, stride=2)
         self.branch7x7x3_1 = BasicConv2d(in_channels, 192, 1)
-        self.branch7x7x3_2 = _conv1xn(192, 192, 7)
-        self.branch7x7x3_3 = _convnx1(192, 192, 7)
+        self.branch7x7x3_2 = conv1xn(192, 192, 7)
+        self.branch7x7x3_3 = convnx1(192, 192, 7)
         self.branch7x7x3_4 = BasicConv2d(192, 192, 3, stride=2)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -189,12 +173,12 @@ class InceptionE(nn.Module):
         super().__init__()
         self.branch1x1 = BasicConv2d(in_channels, 320, 1)
         self.branch3x3_1 = BasicConv2d(in_channels, 384, 1)
-        self.branch3x3_2a = _conv1xn(384, 384, 3)
-        self.branch3x3_2b = _convnx1(384, 384, 3)
+        self.branch3x3_2a = conv1xn(384, 384, 3)
+        self.branch3x3_2b = convnx1(384, 384, 3)
         self.branch3x3dbl_1 = BasicConv2d(in_channels, 448, 1)
         self.branch3x3dbl_2 = BasicConv2d(448, 384, 3, padding=1)
-        self.branch3x3dbl_3a = _conv1xn(384, 384, 3)
-        self.branch3x3dbl_3b = _convnx1(384, 384, 3)
+        self.branch3x3dbl_3a = conv1xn(384, 384, 3)
+        self.branch3x3dbl_3b = convnx1(384, 384, 3)
         self.branch_pool = BasicConv2d(in_channels, 192, 1)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -17,7 +17,8 @@ The same call uses a GPU when there is one, and several under ``torchrun`` (DDP)
 interruption.
 
 - `config.py`: `FitConfig`, the options of `fit`;
-- `loop.py`: `fit` (set up, then epochs of steps), `evaluate`;
+- `loop.py`: `fit` (set up, then epochs of steps);
+- `evaluate.py`: `evaluate`, loss and accuracy in eval mode;
 - `step.py`: `make_step` (one optimisation step: forward, loss, backward, update), running
   metrics;
 - `history.py`: `History`, the per-epoch metrics;
@@ -31,8 +32,9 @@ from cnncourse.train.checkpoint import load_checkpoint, save_checkpoint
 from cnncourse.train.checks import check_model_data, output_shape
 from cnncourse.train.config import FitConfig
 from cnncourse.train.device import amp_dtype, math_mode, pick_device, seed_everything
+from cnncourse.train.evaluate import evaluate
 from cnncourse.train.history import History
-from cnncourse.train.loop import NonFiniteLossError, evaluate, fit
+from cnncourse.train.loop import NonFiniteLossError, fit
 from cnncourse.train.step import SCHEDULERS, make_step
 
 __all__ = [

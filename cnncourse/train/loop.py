@@ -18,7 +18,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -31,14 +31,13 @@ from tqdm.auto import tqdm
 from cnncourse.train.checkpoint import checkpoint_path, restore, rng_state, save_checkpoint
 from cnncourse.train.checks import check_at_least, check_loader
 from cnncourse.train.config import FitConfig
-from cnncourse.train.device import autocast, pick_device, seed_everything
-from cnncourse.train.distributed import Dist, current, set_epoch, setup, split_by_sampler
+from cnncourse.train.device import pick_device, seed_everything
+from cnncourse.train.distributed import Dist, set_epoch, setup
+from cnncourse.train.evaluate import Batches, _meter, _slices, evaluate
 from cnncourse.train.history import History, format_row
-from cnncourse.train.step import SCHEDULERS, Meter, Step, make_step, to_batch
+from cnncourse.train.step import SCHEDULERS, Step, make_step, to_batch
 
 __all__ = ["fit", "evaluate", "FitConfig", "NonFiniteLossError"]
-
-Batches = Iterable[tuple[Tensor, Tensor]]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -47,55 +46,6 @@ class NonFiniteLossError(FloatingPointError):
     def __init__(self, message: str, history: History) -> None:
         super().__init__(message)
         self.history = history
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    data: Batches,
-    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
-    device: str | torch.device | None = None,
-    amp: str | None = None,
-    channels_last: bool = False,
-) -> dict[str, float]:
-    """Mean loss and accuracy of `model` over `data`, in eval mode: ``{"loss": ., "acc": .}``.
-
-    `device`: where to run (default: where the model's parameters are). Under DDP each process
-    evaluates its slice of every batch (or, with a `DistributedSampler`, its own batches) and
-    the sums are added up over processes. What accuracy means for soft targets and ignored
-    pixels: `cnncourse.train.step.Meter`.
-    """
-    device = torch.device(device) if device else next(model.parameters()).device
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    d, meter, was_training = current(), _meter(device, loss_fn), model.training
-    slices = _slices(data, d)
-    model.eval()  # batch norm uses its running statistics, dropout is off
-    try:
-        for x, y in data:
-            if len(x) < slices.world_size:  # too small to give every process a sample
-                continue
-            x, y = to_batch(x, y, device, channels_last, slices)
-            with autocast(device, amp):
-                out = model(x)
-                loss = loss_fn(out, y)
-            meter.add(loss, out, y)
-    finally:
-        model.train(was_training)
-    loss, acc = meter.read(d)
-    return {"loss": loss, "acc": acc}
-
-
-def _meter(device: torch.device, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Meter:
-    """A `Meter` that leaves out the targets the loss ignores (``nn.CrossEntropyLoss``'s
-    ``ignore_index``, -100 by default); a loss without one counts every target."""
-    return Meter(device, getattr(loss_fn, "ignore_index", None))
-
-
-def _slices(data: Batches, d: Dist) -> Dist:
-    """The `Dist` that `to_batch` slices `data`'s batches by: `d` (each process takes its slice
-    of every batch), or one process (no slicing) when a `DistributedSampler` already gave each
-    process batches of its own."""
-    return Dist() if split_by_sampler(data) else d
 
 
 def _show_bars(progress: bool | None) -> bool:
