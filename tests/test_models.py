@@ -40,7 +40,7 @@ from cnncourse.models import (
     merge_registries,
     model_for_data,
 )
-from cnncourse.profile import count_macs, summarize
+from cnncourse.profile import count_macs, count_params, summarize
 
 TORCHVISION_SPECS = [s for s in ALL_SPECS if s.torchvision]
 #: A real training step costs at most this many MACs (a forward of a batch of 2 at the smallest
@@ -222,3 +222,31 @@ def test_a_real_training_step_reaches_every_parameter(spec: ModelSpec) -> None:
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert name in shifts or p.grad.any(), f"{name} has an all-zero gradient"
+
+
+# The inception family's published figures are of the models without auxiliary heads:
+# tests/test_models_inception.py checks them with aux_logits=False.
+PUBLISHED_SPECS = [s for s in TORCHVISION_SPECS if s.name not in ("googlenet", "inception_v3")]
+
+
+@pytest.mark.parametrize("spec", PUBLISHED_SPECS, ids=spec_id)
+def test_params_and_macs_are_torchvision_published_figures(spec: ModelSpec) -> None:
+    # torchvision's weights' metadata: num_params, and _ops in GMACs (3 decimals) at 224 x 224
+    meta = torchvision.models.get_model_weights(spec.torchvision).IMAGENET1K_V1.meta
+    model = on_meta(spec.builder)
+    assert count_params(model) == meta["num_params"]
+    assert round(count_macs(model, spec.input_size) / 1e9, 3) == meta["_ops"]
+
+
+@pytest.mark.parametrize("name", ["vgg11_bn", "resnet18", "resnet50"])
+def test_init_draws_what_torchvision_draws(name: str) -> None:
+    # `init_conv_bn` visits the layers in torchvision's order with torchvision's distributions
+    # (VGG: with N(0, 0.01) linear layers; ResNet: fc left at PyTorch's default): same seed,
+    # same numbers.
+    torch.manual_seed(0)
+    reference = torchvision.models.get_model(name, weights=None).state_dict()
+    torch.manual_seed(0)
+    ours = get_model(name).state_dict()
+    assert ours.keys() == reference.keys()
+    for key, value in ours.items():
+        assert torch.equal(value, reference[key]), key

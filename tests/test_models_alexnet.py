@@ -16,7 +16,6 @@ from models_helpers import (
     native_cpu_kernels,  # noqa: F401 (autouse: applies here too)
     on_meta,
     output_shapes,
-    spec_id,
 )
 from torch import nn
 from torch.testing import assert_close
@@ -26,8 +25,7 @@ from cnncourse.counting import (
     linear_params,
 )
 from cnncourse.models import alexnet
-from cnncourse.models.spec import ModelSpec
-from cnncourse.profile import count_macs, count_params
+from cnncourse.profile import count_params
 
 tvm = torchvision.models
 IMAGENET = (3, 224, 224)
@@ -80,15 +78,3 @@ def test_alexnet_lrn_is_the_papers_formula() -> None:
     expected = a / (2 + 1e-4 * window) ** 0.75
     lrn = next(m for m in alexnet.alexnet_paper().features if isinstance(m, nn.LocalResponseNorm))
     assert_close(lrn(a), expected)
-
-
-# --- torchvision's published figures ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("spec", [s for s in alexnet.SPECS if s.torchvision], ids=spec_id)
-def test_params_and_macs_are_torchvision_published_figures(spec: ModelSpec) -> None:
-    # torchvision's weights' metadata: num_params, and _ops in GMACs (3 decimals) at 224 x 224
-    meta = tvm.get_model_weights(spec.torchvision).IMAGENET1K_V1.meta
-    model = on_meta(spec.builder)
-    assert count_params(model) == meta["num_params"]
-    assert round(count_macs(model, spec.input_size) / 1e9, 3) == meta["_ops"]

@@ -11,7 +11,6 @@ import torchvision
 from models_helpers import (
     native_cpu_kernels,  # noqa: F401 (autouse: applies here too)
     on_meta,
-    spec_id,
 )
 from torch import nn
 
@@ -20,8 +19,7 @@ from cnncourse.models import (
     densenet,
     resnet_cifar,
 )
-from cnncourse.models.spec import ModelSpec
-from cnncourse.profile import count_macs, count_params
+from cnncourse.profile import count_params
 
 tvm = torchvision.models
 IMAGENET = (3, 224, 224)
@@ -99,15 +97,3 @@ def test_densenet_bc_100_has_under_half_the_parameters_of_resnet_110() -> None:
     assert dense_bc == densenet_cifar_params(100, 12, bc=True)  # ResNet-110: test_models_classic
     assert (round(dense_bc / 1e6, 1), round(res / 1e6, 1)) == (0.8, 1.7)
     assert 2 * dense_bc < res
-
-
-# --- torchvision's published figures ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("spec", [s for s in densenet.SPECS if s.torchvision], ids=spec_id)
-def test_params_and_macs_are_torchvision_published_figures(spec: ModelSpec) -> None:
-    # torchvision's weights' metadata: num_params, and _ops in GMACs (3 decimals) at 224 x 224
-    meta = tvm.get_model_weights(spec.torchvision).IMAGENET1K_V1.meta
-    model = on_meta(spec.builder)
-    assert count_params(model) == meta["num_params"]
-    assert round(count_macs(model, spec.input_size) / 1e9, 3) == meta["_ops"]

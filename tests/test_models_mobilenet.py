@@ -15,14 +15,12 @@ import torchvision
 from models_helpers import (
     native_cpu_kernels,  # noqa: F401 (autouse: applies here too)
     on_meta,
-    spec_id,
 )
 from torch import nn
 
 from cnncourse import counting
 from cnncourse.layers import ConvBNReLU
 from cnncourse.models import mobilenet
-from cnncourse.models.spec import ModelSpec
 from cnncourse.profile import count_macs, count_params, summarize
 
 tvm = torchvision.models
@@ -132,15 +130,3 @@ def test_conv_bn_activation_takes_any_activation(activation: Callable[..., nn.Mo
     with torch.no_grad():
         torch.testing.assert_close(block(x), reference(block[1](block[0](x))))
     assert len(ConvBNReLU(3, 8, activation=None)) == 2  # conv and BN only
-
-
-# --- torchvision's published figures ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("spec", [s for s in mobilenet.SPECS if s.torchvision], ids=spec_id)
-def test_params_and_macs_are_torchvision_published_figures(spec: ModelSpec) -> None:
-    # torchvision's weights' metadata: num_params, and _ops in GMACs (3 decimals) at 224 x 224
-    meta = tvm.get_model_weights(spec.torchvision).IMAGENET1K_V1.meta
-    model = on_meta(spec.builder)
-    assert count_params(model) == meta["num_params"]
-    assert round(count_macs(model, spec.input_size) / 1e9, 3) == meta["_ops"]

@@ -18,7 +18,6 @@ from models_helpers import (
     native_cpu_kernels,  # noqa: F401 (autouse: applies here too)
     on_meta,
     output_shapes,
-    spec_id,
 )
 from torch import nn
 from torch.testing import assert_close
@@ -31,12 +30,10 @@ from cnncourse.counting import (
     linear_params,
 )
 from cnncourse.models import (
-    get_model,
     resnet,
     resnet_blocks,
     resnet_cifar,
 )
-from cnncourse.models.spec import ModelSpec
 from cnncourse.profile import count_macs, count_params
 
 tvm = torchvision.models
@@ -227,29 +224,3 @@ def test_option_a_shortcut_subsamples_and_pads_with_zeros() -> None:
 def test_cifar_depth_must_be_6n_plus_2(bad: int) -> None:
     with pytest.raises(ValueError, match="6n"):
         resnet_cifar.resnet_cifar(bad)
-
-
-# --- torchvision's published figures ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("spec", [s for s in resnet.SPECS if s.torchvision], ids=spec_id)
-def test_params_and_macs_are_torchvision_published_figures(spec: ModelSpec) -> None:
-    # torchvision's weights' metadata: num_params, and _ops in GMACs (3 decimals) at 224 x 224
-    meta = tvm.get_model_weights(spec.torchvision).IMAGENET1K_V1.meta
-    model = on_meta(spec.builder)
-    assert count_params(model) == meta["num_params"]
-    assert round(count_macs(model, spec.input_size) / 1e9, 3) == meta["_ops"]
-
-
-@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
-def test_init_draws_what_torchvision_draws(name: str) -> None:
-    # `init_conv_bn` visits the layers in torchvision's order with torchvision's distributions
-    # (VGG: with N(0, 0.01) linear layers; ResNet: fc left at PyTorch's default): same seed,
-    # same numbers.
-    torch.manual_seed(0)
-    reference = tvm.get_model(name, weights=None).state_dict()
-    torch.manual_seed(0)
-    ours = get_model(name).state_dict()
-    assert ours.keys() == reference.keys()
-    for key, value in ours.items():
-        assert torch.equal(value, reference[key]), key

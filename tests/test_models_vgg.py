@@ -7,13 +7,11 @@ The registry-wide checks are in ``test_models.py``.
 from __future__ import annotations
 
 import pytest
-import torch
 import torchvision
 from models_helpers import (
     native_cpu_kernels,  # noqa: F401 (autouse: applies here too)
     on_meta,
     output_shapes,
-    spec_id,
 )
 from torch import nn
 
@@ -22,11 +20,9 @@ from cnncourse.counting import (
     linear_macs,
 )
 from cnncourse.models import (
-    get_model,
     vgg,
 )
-from cnncourse.models.spec import ModelSpec
-from cnncourse.profile import count_macs, count_params, summarize
+from cnncourse.profile import count_params, summarize
 
 tvm = torchvision.models
 IMAGENET = (3, 224, 224)
@@ -80,29 +76,3 @@ def test_vgg_cifar_maps_end_at_1x1_and_keep_the_convs() -> None:
             type(m) for m in big.features if type(m) in conv_and_bn
         ]
         assert small.features.state_dict().keys() == big.features.state_dict().keys()
-
-
-# --- torchvision's published figures ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("spec", [s for s in vgg.SPECS if s.torchvision], ids=spec_id)
-def test_params_and_macs_are_torchvision_published_figures(spec: ModelSpec) -> None:
-    # torchvision's weights' metadata: num_params, and _ops in GMACs (3 decimals) at 224 x 224
-    meta = tvm.get_model_weights(spec.torchvision).IMAGENET1K_V1.meta
-    model = on_meta(spec.builder)
-    assert count_params(model) == meta["num_params"]
-    assert round(count_macs(model, spec.input_size) / 1e9, 3) == meta["_ops"]
-
-
-@pytest.mark.parametrize("name", ["vgg11_bn"])
-def test_init_draws_what_torchvision_draws(name: str) -> None:
-    # `init_conv_bn` visits the layers in torchvision's order with torchvision's distributions
-    # (VGG: with N(0, 0.01) linear layers; ResNet: fc left at PyTorch's default): same seed,
-    # same numbers.
-    torch.manual_seed(0)
-    reference = tvm.get_model(name, weights=None).state_dict()
-    torch.manual_seed(0)
-    ours = get_model(name).state_dict()
-    assert ours.keys() == reference.keys()
-    for key, value in ours.items():
-        assert torch.equal(value, reference[key]), key
