@@ -267,22 +267,7 @@ def test_inception_fig5_forward_backward() -> None:
     assert_all_grads(module)
 
 
-# --- torchvision's published figures, real training steps --------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("factory", "kwargs", "weights"),
-    [
-        # torchvision releases GoogLeNet without its auxiliary heads (and Inception v3 with them)
-        (googlenet.googlenet, {"aux_logits": False}, tvm.GoogLeNet_Weights.IMAGENET1K_V1),
-        (inception_v3.inception_v3, {}, tvm.Inception_V3_Weights.IMAGENET1K_V1),
-    ],
-)
-def test_torchvision_published_params_and_macs(factory, kwargs: dict, weights) -> None:
-    model = on_meta(factory, **kwargs)
-    size = (3, *weights.transforms().crop_size * 2)  # 224 x 224, 299 x 299
-    assert count_params(model) == weights.meta["num_params"]
-    assert round(count_macs(model, size) / 1e9, 3) == weights.meta["_ops"]
+# --- real training steps (torchvision's published figures: test_models.py) ------------------------
 
 
 def test_inception_v3_trains_for_real() -> None:

@@ -27,6 +27,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from cnncourse.notebook import GLUE_ROLE
+
 BOOK = Path(__file__).resolve().parents[1]
 ROOT = BOOK.parent
 OUT = BOOK / "colab"
@@ -36,7 +38,6 @@ BRANCH = CONFIG["repository"].get("branch", "main")
 COLAB = f"https://colab.research.google.com/github/{REPO}/blob/{BRANCH}"
 GITHUB = f"https://github.com/{REPO}/blob/{BRANCH}"
 
-GLUE = re.compile(r"\{glue(?::text|:any|:)?\}`")
 FENCE = re.compile(r"^(?P<fence>```+|:::+)\{(?P<name>[\w:-]+)\}[ \t]*(?P<arg>.*)$")
 ROLE = re.compile(r"\{(?P<role>cite:p|cite:t|cite|doc|ref|numref|eq)\}`(?P<body>[^`]+)`")
 LINK = re.compile(r"\]\((?P<target>[^)\s#]+\.(?:ipynb|md))(?P<anchor>#[^)]*)?\)")
@@ -153,7 +154,6 @@ NOTE = (
 
 
 GLUED_BY = re.compile(r"""\bglue\(\s*(?P<f>f?)["'](?P<name>[^"']+)["']""")
-GLUE_NAME = re.compile(r"\{glue(?::text|:any|:)?\}`(?P<name>[^`:]+)")
 
 
 def glued_patterns(source: str) -> set[str]:
@@ -196,7 +196,10 @@ def _after_its_numbers(cells: list[nbformat.NotebookNode]) -> list[nbformat.Note
             done |= glued_patterns(cells[i].source)
             i += 1
             continue
-        names, j = unmet(set(GLUE_NAME.findall(cells[i].source)), done, known), i + 1
+        names, j = (
+            unmet({m["name"] for m in GLUE_ROLE.finditer(cells[i].source)}, done, known),
+            i + 1,
+        )
         while names and j < len(cells) and cells[j].cell_type == "code":
             if "show_markdown" in cells[j].source:
                 break
@@ -219,7 +222,7 @@ def colab_edition(chapter: Path) -> nbformat.NotebookNode:
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             text = markdown_for_colab(cell.source, chapter, cited)
-            if GLUE.search(text):
+            if GLUE_ROLE.search(text):
                 if '"""' in text or text.endswith("\\"):
                     raise ValueError(f"{chapter.name}: a paragraph a raw string cannot hold")
                 code = f'# @title {{display-mode: "form"}}\nshow_markdown(r"""\n{text}\n""")'

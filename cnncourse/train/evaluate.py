@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
+from cnncourse.meta import training_mode
 from cnncourse.train.device import autocast
 from cnncourse.train.distributed import Dist, current, split_by_sampler
 from cnncourse.train.step import Meter, to_batch
@@ -39,10 +40,11 @@ def evaluate(
     """
     device = torch.device(device) if device else next(model.parameters()).device
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    d, meter, was_training = current(), _meter(device, loss_fn), model.training
+    d, meter = current(), _meter(device, loss_fn)
     slices = _slices(data, d)
-    model.eval()  # batch norm uses its running statistics, dropout is off
-    try:
+    # eval mode: batch norm uses its running statistics, dropout is off; every submodule's own
+    # mode comes back afterwards (a frozen batch norm stays in eval mode)
+    with training_mode(model, False):
         for x, y in data:
             if len(x) < slices.world_size:  # too small to give every process a sample
                 continue
@@ -51,8 +53,6 @@ def evaluate(
                 out = model(x)
                 loss = loss_fn(out, y)
             meter.add(loss, out, y)
-    finally:
-        model.train(was_training)
     loss, acc = meter.read(d)
     return {"loss": loss, "acc": acc}
 
