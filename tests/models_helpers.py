@@ -28,6 +28,14 @@ def on_meta(build: Callable[..., nn.Module], **kwargs: object) -> nn.Module:
         return build(**kwargs)
 
 
+def meta_model(name: str, **kwargs: object) -> nn.Module:
+    """A torchvision model built on the meta device: no weights, no memory, no download."""
+    import torchvision
+
+    with torch.device("meta"):
+        return torchvision.models.get_model(name, weights=None, **kwargs)
+
+
 def flop_counter_macs(model: nn.Module, input_size: tuple[int, ...]) -> int:
     """MACs by PyTorch's own counter (every conv and matmul dispatched, bias excluded), in eval
     mode, on the model's device (meta for big models)."""

@@ -6,18 +6,12 @@ import doctest
 
 import pytest
 import torch
-import torchvision.models as tvm
+from models_helpers import meta_model
 from torch import nn
 
 from cnncourse import meta
 from cnncourse.meta import meta_forward, meta_state, training_mode
 from cnncourse.profile import count_macs
-
-
-def meta_model(name: str, **kwargs) -> nn.Module:
-    """A torchvision model built on the meta device: no weights, no memory, no download."""
-    with torch.device("meta"):
-        return tvm.get_model(name, weights=None, **kwargs)
 
 
 def test_meta_state_is_shaped_like_the_model_and_leaves_it_alone() -> None:

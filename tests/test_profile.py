@@ -14,9 +14,9 @@ import torch.nn.functional as F
 import torchvision.models as tvm
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from models_helpers import flop_counter_macs, meta_model
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from cnncourse import counting, profile
 from cnncourse.profile import (
@@ -26,22 +26,6 @@ from cnncourse.profile import (
     count_params,
     summarize,
 )
-
-
-def flop_counter_macs(model: nn.Module, input_size: tuple[int, ...]) -> int:
-    """MACs by PyTorch's own counter, which counts every conv/matmul op: FLOPs / 2."""
-    device = next(model.parameters()).device  # meta for big models, the CPU for small ones
-    x = torch.zeros(1, *input_size, device=device)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model.eval()(x)
-    return counter.get_total_flops() // 2
-
-
-def meta_model(name: str, **kwargs) -> nn.Module:
-    """A torchvision model built on the meta device: no weights, no memory, no download."""
-    with torch.device("meta"):
-        return tvm.get_model(name, weights=None, **kwargs)
-
 
 # --- torchvision's published numbers -------------------------------------------------------------
 

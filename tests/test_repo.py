@@ -72,3 +72,12 @@ def test_exercises_page_states_the_notebooks_points_and_time_limit() -> None:
     config = (ROOT / "nbgrader_config.py").read_text()
     limit = re.search(r"^c\.Execute\.timeout = (\d+)$", config, flags=re.MULTILINE).group(1)
     assert f"A cell may run for {limit} seconds" in page
+
+
+def test_make_test_colab_runs_exactly_the_declared_floors() -> None:
+    """`make test-colab` is the evidence for pyproject's floors: it must pin each one exactly."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    floors = {d.split(">=")[0]: d.split(">=")[1] for d in meta["dependencies"]}
+    makefile = (ROOT / "Makefile").read_text()
+    pins = re.search(r"^COLAB_PINS\s*:=\s*(.+)$", makefile, flags=re.MULTILINE)[1].split()
+    assert dict(p.split("==") for p in pins) == floors
