@@ -40,7 +40,8 @@ from cnncourse.grading import kernel, tasks
 from conftest import ROOT
 
 NBGRADER = Path(sys.executable).parent / "nbgrader"
-ASSIGNMENTS = ("ex01_convolution", "ex02_parameters_and_cost", "ex03_pooling")
+# every assignment of the course: each nbgrader source in solutions/ (a new exercise is graded too)
+ASSIGNMENTS = tuple(sorted(p.name for p in (ROOT / "solutions").glob("ex[0-9]*") if p.is_dir()))
 # Seconds a cell may run. The solutions' slowest cell takes about 3 s on an idle machine, but the
 # first cell imports torch and starts the judge (another torch import) while the other courses'
 # kernels do the same on 2 cores: 20 s was seen there. 40 s leaves room; the loops still end.
@@ -55,6 +56,9 @@ COURSES = {
         "ex03_pooling": ["solution", "untouched", "cheat", "harvester"],
     },
 }
+# every later assignment: its solution (full marks) and its untouched release (0), in one course
+if LATER := {a: ["solution", "untouched"] for a in ASSIGNMENTS if a > "ex03_pooling"}:
+    COURSES["later"] = LATER
 HIDDEN = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "hidden=True")
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", *HIDDEN)
 
