@@ -37,6 +37,8 @@ def _problem(got: dict, want: Any, task: Task, hidden: bool) -> str | None:
     visible case is the question itself, and a hidden case's result must stay hidden.
     """
     show = not (hidden or task.answer)
+    if task.compare is not None and "error" not in got:
+        return task.compare(got, want, show)
     if "error" in got:
         if got.get("forbidden") == "autograd":
             return (

@@ -50,6 +50,10 @@ class Task:
     rtol: float = 1e-4  # a tensor value b is right within atol + rtol * |b|
     atol: float = 1e-4
     answer: bool = False  # a compute answer: its messages never show an expected value
+    # a task's own comparison, where a tensor or a value is not the whole result (a module task's
+    # outputs and parameter count): (result, reference, show) -> what is wrong in words, or None;
+    # `show` says whether the message may show the expected value (a visible case of a function)
+    compare: Callable[[dict, Any, bool], str | None] | None = None
 
     @property
     def guarded(self) -> bool:
