@@ -4,6 +4,11 @@ The kernel starts it (`cnncourse.grading.kernel.start_judge`) with ``python -I``
 over pipes, one JSON request per line and one JSON reply per line (`_serve`). Nothing the student's
 kernel patches reaches this process: the cases, the reference results and the comparisons are all
 made here, for the implementation tasks and the compute answers alike (`main`: ``serve``).
+
+When grading (`cnncourse.grading.grader`), the grader starts the judge instead, outside the
+student's jail, and the kernel reaches it through a unix socket (`serve_socket`: ``serve --socket
+PATH``); the grader tells it which cell runs and reads its record of verdicts per ``grade_id``,
+from which the test cells' points are set.
 """
 
 from __future__ import annotations
@@ -140,14 +145,20 @@ def _verdict(name: str, hidden: bool, todo: list[dict], results: list[dict]) -> 
     return {"passed": False, "message": "\n".join(lines)}
 
 
-def _serve() -> None:
-    """The judge's loop: one JSON request per line on stdin, one JSON reply per line on stdout."""
-    out, sys.stdout = sys.stdout, sys.stderr  # a stray print must not corrupt the protocol
-    import torch  # noqa: F401 (now, while the kernel is busy elsewhere, not at the first check)
+class Judge:
+    """The judge's state: the cases sent and not judged yet, and, when grading, the record.
 
-    pending: dict[str, tuple] = {}  # token -> the cases sent, so results are judged against them
-    for line in sys.stdin:
-        request = json.loads(line)
+    `handle` answers one request. When the grader runs the judge (`serve_socket`), it also says
+    which cell runs now (`cell`); every verdict is then recorded under that cell's ``grade_id``
+    (`record`), where the student's kernel cannot reach it.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[str, tuple] = {}  # token -> the cases sent, judged against them
+        self.cell: str | None = None  # the grade_id of the cell that runs now (grading only)
+        self.record: dict[str, list[dict]] = {}  # grade_id -> the verdicts made while it ran
+
+    def handle(self, request: dict) -> dict:
         try:
             if request["op"] in ("cases", "show"):  # "show": visible cases, for `cases`
                 name, hidden = request["task"], request["op"] == "cases" and request["hidden"]
@@ -159,25 +170,107 @@ def _serve() -> None:
                 todo += [task.cases(r) for _ in range(count - len(todo))]
                 token = os.urandom(8).hex()
                 if request["op"] == "cases":
-                    pending[token] = (name, hidden, todo)
-                reply = {
+                    self.pending[token] = (name, hidden, todo)
+                return {
                     "cases": todo,
                     "forbidden": sorted(task.forbidden),
                     "autograd": task.autograd,
                     "token": token,
                 }
-            else:  # "judge": an unknown (or used) token is a KeyError
-                if request["op"] != "judge":
-                    raise ValueError(f"unknown request {request['op']!r}")
-                reply = _verdict(*pending.pop(request["token"]), request["results"])
+            if request["op"] != "judge":
+                raise ValueError(f"unknown request {request['op']!r}")
+            name, hidden, todo = self.pending.pop(request["token"])  # unknown or used: KeyError
+            results = request["results"]
+            verdict = _verdict(name, hidden, todo, results)
+            if self.cell is not None:
+                task = TASKS[name]
+                ran = [isinstance(r, dict) and r.get("guard", 0) > 0 for r in results]
+                entry = {"task": name, "hidden": hidden, **verdict}
+                if task.guarded and not all(ran) and verdict["passed"]:
+                    entry["review"] = "the operator guard saw no operator in some cases"
+                self.record.setdefault(self.cell, []).append(entry)
+            return verdict
         except Exception as error:  # the test cell in the kernel fails with this message
-            reply = {"error": f"{type(error).__name__}: {error}"}
+            return {"error": f"{type(error).__name__}: {error}"}
+
+
+def _serve() -> None:
+    """The judge's loop: one JSON request per line on stdin, one JSON reply per line on stdout."""
+    out, sys.stdout = sys.stdout, sys.stderr  # a stray print must not corrupt the protocol
+    import torch  # noqa: F401 (now, while the kernel is busy elsewhere, not at the first check)
+
+    judge = Judge()
+    for line in sys.stdin:
+        out.write(json.dumps(judge.handle(json.loads(line))) + "\n")
+        out.flush()
+
+
+def serve_socket(path: str) -> None:
+    """The grader's judge: the kernel's requests on the unix socket `path`, control on stdin.
+
+    The kernel (in its jail) connects to `path` and sends the requests of `_serve`. The grader,
+    which started this process, writes control requests to its stdin, one JSON line each, and
+    reads one reply line each from its stdout: ``{"op": "cell", "grade_id": ...}`` (the cell
+    that runs now; ``null``: none), ``{"op": "record"}`` (the verdicts by grade_id). The socket
+    accepts no control request, so the student's code can neither choose the cell nor read or
+    change the record.
+    """
+    import socket
+    import threading
+
+    out, sys.stdout = sys.stdout, sys.stderr
+    import torch  # noqa: F401
+
+    judge, lock = Judge(), threading.Lock()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(8)
+
+    def connection(conn: socket.socket) -> None:
+        with conn, conn.makefile("r", encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    request = json.loads(line)
+                    if not isinstance(request, dict) or request.get("op") not in KERNEL_OPS:
+                        raise ValueError("unknown request")
+                except ValueError as error:
+                    reply = {"error": f"ValueError: {error}"}
+                else:
+                    with lock:
+                        reply = judge.handle(request)
+                conn.sendall((json.dumps(reply) + "\n").encode())
+
+    def accept() -> None:
+        while True:
+            conn, _ = server.accept()
+            threading.Thread(target=connection, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    out.write(json.dumps({"ready": path}) + "\n")
+    out.flush()
+    for line in sys.stdin:  # the grader's control requests; its end ends the judge
+        request = json.loads(line)
+        with lock:
+            if request["op"] == "cell":
+                judge.cell = request["grade_id"]
+                reply = {"cell": judge.cell}
+            elif request["op"] == "record":
+                reply = {"record": judge.record}
+            else:
+                reply = {"error": f"unknown control request {request['op']!r}"}
         out.write(json.dumps(reply) + "\n")
         out.flush()
 
 
+#: What a kernel may ask the judge (`Judge.handle`); the rest is the grader's, on stdin.
+KERNEL_OPS = ("cases", "show", "judge")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if args != ["serve"]:
-        raise SystemExit("usage: python -m cnncourse.grading serve")
-    _serve()
+    if args == ["serve"]:
+        _serve()
+    elif len(args) == 3 and args[:2] == ["serve", "--socket"]:
+        serve_socket(args[2])
+    else:
+        raise SystemExit("usage: python -m cnncourse.grading serve [--socket PATH]")

@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,31 @@ _JUDGE_CMD = [
 _TORCH = importlib.util.find_spec("torch")
 _JUDGE_CMD += [os.path.dirname(os.path.dirname(_TORCH.origin))] if _TORCH and _TORCH.origin else []
 _ENV = {k: v for k, v in os.environ.items() if not k.startswith(("LD_PRELOAD", "LD_AUDIT"))}
+# When `cnncourse grade` runs this kernel (in its jail), the grader's judge listens on this socket
+# and this kernel starts none of its own (see `cnncourse.grading.grader`).
+_SOCKET = os.environ.get("CNNCOURSE_JUDGE_SOCKET")
+_socket, _AF_UNIX = socket.socket, socket.AF_UNIX
 _judge: list[Any] = []  # [process, stderr file] of this kernel's judge, once started
+
+
+class _Connection:
+    """The grader's judge, through its socket, seen as `_ask` sees a judge process."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = _socket(_AF_UNIX)
+        self.sock.connect(path)
+        self.stdin = self.stdout = self.sock.makefile("rw", encoding="utf-8")
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def kill(self) -> None:
+        self.returncode = -1
+        self.sock.close()
+
+    def wait(self) -> int | None:
+        return self.returncode
 
 
 class CheckFailed(AssertionError):
@@ -51,7 +76,9 @@ def start_judge() -> None:
     The notebooks' locked first cell calls this, so the judge starts before any student code runs,
     and imports torch while the student works.
     """
-    if not _judge or _judge[0].poll() is not None:
+    if (not _judge or _judge[0].poll() is not None) and _SOCKET:
+        _judge[:] = [_Connection(_SOCKET), None]
+    elif not _judge or _judge[0].poll() is not None:
         log = tempfile.TemporaryFile()  # noqa: SIM115 (kept open for the judge's lifetime)
         # its own session: the interrupt that nbgrader (or a student) sends to the kernel's
         # process group at a cell's timeout must not stop the judge that the next cells need
@@ -78,6 +105,10 @@ def _ask(request: dict) -> dict:
         judge.kill()
         _judge.clear()
         raise
+    if not line and log is None:
+        judge.kill()
+        _judge.clear()
+        raise RuntimeError("the grader's judge closed the connection")
     if not line:
         judge.wait()
         log.seek(0)
@@ -114,9 +145,10 @@ def _call(func: Callable[..., Any], case: dict, forbidden: frozenset[str], autog
     graph_task = torch._C._current_graph_task_id  # -1 unless autograd runs a backward pass
 
     class Guard(TorchDispatchMode):  # records (and refuses) the first forbidden operator
-        used = ""
+        used, seen = "", 0  # seen: operators that went through the guard (the judge records it)
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+            self.seen += 1
             if (name := func.overloadpacket.__name__) in forbidden:
                 self.used = self.used or f"aten.{name}"
                 raise RuntimeError(f"aten.{name} is not allowed here")
@@ -137,9 +169,9 @@ def _call(func: Callable[..., Any], case: dict, forbidden: frozenset[str], autog
         if guard.used:
             return {"error": "forbidden", "forbidden": guard.used}
         if not isinstance(out, torch.Tensor) or out.ndim == 0:
-            return {"value": _plain(out), "type": type(out).__name__}
+            return {"value": _plain(out), "type": type(out).__name__, "guard": guard.seen}
         flat = out.detach().to("cpu", torch.float64).reshape(-1).tolist()
-        return {"shape": list(out.shape), "values": [float(v) for v in flat]}
+        return {"shape": list(out.shape), "values": [float(v) for v in flat], "guard": guard.seen}
     except Exception as error:
         return {"error": f"{type(error).__name__}: {error}"[:400], "forbidden": guard.used}
 
