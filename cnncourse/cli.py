@@ -3,11 +3,13 @@
     cnncourse summary resnet50 --input 3x224x224     # per-layer params and MACs of a model
     cnncourse train resnet20 --data shapes --epochs 5 --amp bf16 --checkpoint run.pt --resume
     cnncourse bench resnet20 vgg11_cifar --batch-size 512 --markdown --plot bench.png
+    cnncourse grade ex01_convolution --course . --verify  # jailed grading of a class
 
 `summary` builds the course's own model of that name (`cnncourse.models.MODELS`), or else
 torchvision's (without weights: nothing is downloaded), on the meta device, so any input size is
 cheap; without --input it uses the model's design input size. `train` and `bench` use the
-course's models and datasets (`cnncourse.data.DATASETS`).
+course's models and datasets (`cnncourse.data.DATASETS`). `grade` grades a class's submissions of
+an exercise, each in its own jail (`cnncourse.grading.grader`, book/grading.md).
 Several GPUs: ``torchrun --nproc_per_node 4 -m cnncourse.cli train ...`` (DDP, one process
 per GPU; ``--batch-size`` stays the total batch).
 """
@@ -249,6 +251,14 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_bench)
 
 
+def _add_grade(commands: argparse._SubParsersAction) -> None:
+    from cnncourse.grading import grader
+
+    p = commands.add_parser("grade", help="grade a class's submissions, each in its own jail")
+    grader.add_arguments(p)
+    p.set_defaults(run=grader.run)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cnncourse", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -261,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary.set_defaults(run=_summary)
     _add_train(commands)
     _add_bench(commands)
+    _add_grade(commands)
 
     args = parser.parse_args(argv)
     from cnncourse.train import NonFiniteLossError
