@@ -1,0 +1,1 @@
+"""Honest work inside a zip archive of downloads, in a folder named after the student."""

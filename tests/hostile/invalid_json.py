@@ -1,0 +1,1 @@
+"""The file handed in is a notebook cut short (a broken upload): not valid JSON."""

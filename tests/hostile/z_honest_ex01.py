@@ -1,0 +1,1 @@
+"""Honest control: the solution's answers in the release, handed in unchanged."""
