@@ -965,3 +965,124 @@ def test_feedback_does_not_show_hidden_tests(graded) -> None:
     # ...ours shows the failing hidden check's message, not its code
     page = feedback["ex01_convolution", "lookup"]
     assert "CheckFailed: conv2d: " in page and "a random case" in page
+
+
+# --- the guard's coverage: every PyTorch path to the forbidden operators ----------------------
+
+
+def test_the_forbidden_sets_hold_every_name_of_the_operators() -> None:
+    """The names each back end gives convolution and pooling, where this PyTorch registers them."""
+    registered = {n.split("::", 1)[1].split(".")[0] for n in torch._C._dispatch_get_all_op_names()}
+    conv = ("convolution", "_convolution", "conv1d", "conv2d", "conv3d", "conv_transpose2d",
+            "mkldnn_convolution", "cudnn_convolution", "_slow_conv2d_forward", "thnn_conv2d",
+            "slow_conv_dilated2d", "slow_conv3d", "_conv_depthwise2d", "im2col", "unfold",
+            "_fft_r2c", "convolution_backward")  # fmt: skip
+    pool = ("max_pool1d", "max_pool2d_with_indices", "max_pool3d_with_indices", "avg_pool3d",
+            "adaptive_avg_pool2d", "_adaptive_avg_pool2d", "adaptive_max_pool2d",
+            "adaptive_max_pool3d", "fractional_max_pool2d", "fractional_max_pool3d",
+            "mkldnn_max_pool2d", "max_unpool2d", "max_pool2d_with_indices_backward")  # fmt: skip
+    for name in conv:
+        assert name not in registered or name in tasks.CONV_OPS, name
+    for name in pool + conv:
+        assert name not in registered or name in tasks.POOL_OPS, name
+    assert {"convolution", "_slow_conv2d_forward", "max_pool3d_with_indices"} <= registered
+    assert not {"add", "mul", "sum", "mean", "amax", "einsum", "bmm", "slice"} & tasks.POOL_OPS
+
+
+def _fft_conv(x, weight, bias=None):
+    """Right, by the convolution theorem (torch.fft), not a sliding window."""
+    h, w = x.shape[-2:]
+    kh, kw = weight.shape[-2:]
+    spectrum = torch.fft.rfft2(x, (h, w))[:, None] * torch.fft.rfft2(weight.flip(-2, -1), (h, w))
+    out = torch.fft.irfft2(spectrum.sum(2), (h, w))[..., kh - 1 :, kw - 1 :]
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
+CONV_PATHS = {
+    "conv3d": lambda x, weight, bias: F.conv3d(x[:, :, None], weight[:, :, None], bias)[:, :, 0],
+    "slow_conv2d": lambda x, weight, bias: torch.ops.aten._slow_conv2d_forward(
+        x, weight, list(weight.shape[2:]), bias, [1, 1], [0, 0]
+    ),
+    "thnn_conv2d": lambda x, weight, bias: torch.ops.aten.thnn_conv2d(
+        x, weight, list(weight.shape[2:]), bias
+    ),
+    "dilated": lambda x, weight, bias: torch.ops.aten.slow_conv_dilated2d(
+        x, weight, list(weight.shape[2:]), bias
+    ),
+    "transposed": lambda x, weight, bias: F.conv_transpose2d(
+        x,
+        weight.transpose(0, 1).flip(-2, -1),
+        bias,
+        padding=(weight.shape[-2] - 1, weight.shape[-1] - 1),
+    ),  # fmt: skip
+    "tensor_unfold": lambda x, weight, bias: (
+        torch.einsum(
+            "nchwij,ocij->nohw",
+            x.unfold(2, weight.shape[2], 1).unfold(3, weight.shape[3], 1),
+            weight,
+        )
+        + (0 if bias is None else bias.view(1, -1, 1, 1))
+    ),
+    "fft": _fft_conv,
+}
+if torch.backends.mkldnn.is_available():
+    CONV_PATHS["mkldnn"] = lambda x, weight, bias: torch.ops.aten.mkldnn_convolution(
+        x, weight, bias, [0, 0], [1, 1], [1, 1], 1
+    )
+
+
+@pytest.mark.parametrize("path", list(CONV_PATHS))
+def test_every_path_to_torchs_convolution_is_refused(path: str) -> None:
+    func = CONV_PATHS[path]
+    case = grading.cases("conv2d.channels")[0]  # each path is right: only the guard refuses it
+    want = F.conv2d(case["x"], case["weight"], case.get("bias"))
+    assert torch.allclose(func(case["x"], case["weight"], case.get("bias")), want, atol=1e-4)
+    with pytest.raises(grading.CheckFailed, match="uses torch's own `aten."):
+        grading.check_function("conv2d.channels", func)
+
+
+POOL_PATHS = {
+    "max_pool3d": lambda x, kernel_size, stride: F.max_pool3d(
+        x[:, :, None], (1, kernel_size, kernel_size), (1, *(2 * [stride or kernel_size]))
+    )[:, :, 0],
+    "max_pool1d": lambda x, kernel_size, stride: F.max_pool1d(
+        F.max_pool1d(x.flatten(0, 2), kernel_size, stride).unflatten(0, x.shape[:3])
+        .transpose(2, 3).flatten(0, 2), kernel_size, stride,
+    ).unflatten(0, (*x.shape[:2], -1)).transpose(2, 3),
+    "fractional": lambda x, kernel_size, stride: F.fractional_max_pool2d(
+        x, kernel_size, output_size=[(d - kernel_size) // (stride or kernel_size) + 1
+                                     for d in x.shape[2:]],
+    ),
+    "adaptive": lambda x, kernel_size, stride: F.adaptive_max_pool2d(x, 1),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", list(POOL_PATHS))
+def test_every_path_to_torchs_pooling_is_refused(path: str) -> None:
+    with pytest.raises(grading.CheckFailed, match="uses torch's own `aten."):
+        grading.check_function("max_pool2d", POOL_PATHS[path])
+    with pytest.raises(grading.CheckFailed, match="uses torch's own `aten."):
+        grading.check_function(  # (adaptive_avg_pool2d to size 1 is a mean: allowed)
+            "global_avg_pool2d", lambda x: F.avg_pool2d(x, x.shape[2:])[..., 0, 0]
+        )
+
+
+def test_a_result_made_with_the_guard_off_is_flagged_for_review() -> None:
+    """The guard runs in the student's kernel: turning it off is recorded by the grader's judge."""
+    from cnncourse.grading import judge as judge_module
+
+    def guard_off(x, weight, bias):
+        with torch._C._DisableTorchDispatch():
+            return F.conv2d(x, weight, bias)
+
+    judge = judge_module.Judge()
+    judge.cell = "test_conv2d_channels"
+    for name, func in (("honest", conv2d), ("guard_off", guard_off)):
+        reply = judge.handle({"op": "cases", "task": "conv2d.channels", "hidden": True})
+        forbidden = frozenset(reply["forbidden"])
+        results = [kernel._call(func, case, forbidden, True) for case in reply["cases"]]
+        verdict = judge.handle({"op": "judge", "token": reply["token"], "results": results})
+        assert verdict["passed"], (name, verdict)
+    honest, off = judge.record["test_conv2d_channels"]
+    assert "review" not in honest
+    assert "not made under the operator guard" in off["review"]

@@ -187,7 +187,9 @@ class Judge:
                 ran = [isinstance(r, dict) and r.get("guard", 0) > 0 for r in results]
                 entry = {"task": name, "hidden": hidden, **verdict}
                 if task.guarded and not all(ran) and verdict["passed"]:
-                    entry["review"] = "the operator guard saw no operator in some cases"
+                    entry["review"] = (
+                        f"{name}: a result was not made under the operator guard (turned off?)"
+                    )
                 self.record.setdefault(self.cell, []).append(entry)
             return verdict
         except Exception as error:  # the test cell in the kernel fails with this message

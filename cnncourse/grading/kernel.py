@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from cnncourse.grading.tasks import _decode
 
 # Taken at import, before any student code runs: later patches of these do not reach the glue.
 _Popen, _PIPE, _dumps, _loads = subprocess.Popen, subprocess.PIPE, json.dumps, json.loads
+_ref = weakref.ref
 # The judge: this interpreter, isolated (-I: no working directory, no PYTHON* variables, no user
 # site), told where this kernel found cnncourse and torch (a user-site install must work too).
 _JUDGE_CMD = [
@@ -145,7 +147,8 @@ def _call(func: Callable[..., Any], case: dict, forbidden: frozenset[str], autog
     graph_task = torch._C._current_graph_task_id  # -1 unless autograd runs a backward pass
 
     class Guard(TorchDispatchMode):  # records (and refuses) the first forbidden operator
-        used, seen = "", 0  # seen: operators that went through the guard (the judge records it)
+        used, seen = "", 0  # seen: operators that went through the guard
+        made: dict = {}  # id -> weak reference of each tensor an operator made under the guard
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
             self.seen += 1
@@ -156,7 +159,11 @@ def _call(func: Callable[..., Any], case: dict, forbidden: frozenset[str], autog
             if not autograd and graph_task() != -1:
                 self.used = self.used or "autograd"
                 raise RuntimeError("autograd is not allowed here")
-            return func(*args, **(kwargs or {}))
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, tuple | list) else (out,):
+                if isinstance(t, torch.Tensor):
+                    self.made[id(t)] = _ref(t)
+            return out
 
     kwargs, guard = _decode(case, torch.float32), Guard()
     try:
@@ -168,10 +175,14 @@ def _call(func: Callable[..., Any], case: dict, forbidden: frozenset[str], autog
                 out = func(**kwargs)
         if guard.used:
             return {"error": "forbidden", "forbidden": guard.used}
+        # whether the result was made by an operator the guard saw (not with the guard off):
+        # the judge records it (0: no), for the instructor's review
+        made = guard.made.get(id(out))
+        seen = guard.seen if made is not None and made() is out else 0
         if not isinstance(out, torch.Tensor) or out.ndim == 0:
-            return {"value": _plain(out), "type": type(out).__name__, "guard": guard.seen}
+            return {"value": _plain(out), "type": type(out).__name__, "guard": seen}
         flat = out.detach().to("cpu", torch.float64).reshape(-1).tolist()
-        return {"shape": list(out.shape), "values": [float(v) for v in flat], "guard": guard.seen}
+        return {"shape": list(out.shape), "values": [float(v) for v in flat], "guard": seen}
     except Exception as error:
         return {"error": f"{type(error).__name__}: {error}"[:400], "forbidden": guard.used}
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -23,11 +24,30 @@ from typing import Any
 
 __all__ = ["Task", "FUNCTION_TASKS", "SLIDES_X", "SLIDES_W"]
 
-CONV_OPS = frozenset({"convolution", "_convolution", "conv_tbc", "im2col", "unfold"})
-POOL_OPS = CONV_OPS | {"max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "adaptive_max_pool2d"}
-# a gradient "from scratch" must not call the backward operators that autograd would call
-CONV_GRAD_OPS = CONV_OPS | {"convolution_backward", "col2im", "fold"}
-POOL_GRAD_OPS = POOL_OPS | {"max_pool2d_with_indices_backward", "max_unpool2d", "fold", "col2im"}
+
+def aten_ops(pattern: str) -> frozenset[str]:
+    """Every aten operator of this PyTorch whose name matches `pattern` (a regular expression).
+
+    Read from PyTorch's registry of operators (``torch._C._dispatch_get_all_op_names``), not
+    typed here: every name of the same operation is caught, the back-end variants included
+    (``mkldnn_convolution``, ``_slow_conv2d_forward``, ``cudnn_convolution``...), and those a
+    later PyTorch adds.
+    """
+    import torch
+
+    names = {n.split("::", 1)[1].split(".", 1)[0] for n in torch._C._dispatch_get_all_op_names()}
+    return frozenset(n for n in names if re.search(pattern, n))
+
+
+# Convolution by any name (1-D, 2-D, 3-D, transposed, depthwise, dilated, each back end's), the
+# sliding window as an operator (im2col, Tensor.unfold) and the FFT (convolution by transform).
+CONV_OPS = aten_ops(r"conv(?!ert)|im2col|col2im|^unfold|fft")
+# Pooling by any name (max, average, adaptive, fractional, 1-D, 2-D, 3-D, each back end's).
+POOL_OPS = CONV_OPS | aten_ops(r"pool")
+# a gradient "from scratch" must not call the backward operators that autograd would call: the
+# patterns above include them (convolution_backward, max_pool2d_with_indices_backward, ...)
+CONV_GRAD_OPS = CONV_OPS
+POOL_GRAD_OPS = POOL_OPS
 # The slides' 7x7 input (row by row) and 3x3 filter: the first visible case of conv2d.basic.
 SLIDES_X = [float(c) for c in "2222333101111011330001132003113200313320033332003"]
 SLIDES_W = [-1.0, 0.5, 1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.5]
