@@ -19,21 +19,24 @@ So what a student's cell patches in its own process (``torch.testing``, ``torch.
 the reference or the comparison. The notebooks' locked first cell imports this package and starts
 the judge before any student code runs: the functions the glue uses, the interpreter and the
 environment are taken then, and the judge runs isolated (``python -I``: no working directory, no
-``PYTHON*`` variables). Each compute answer has its own test cell and points. While the first
-case of an implementation task runs, a torch dispatch mode refuses torch's own operator
-(``aten.convolution``, ``max_pool2d``, ``im2col``, ``unfold``; for a gradient task also
-``convolution_backward`` and the pooling gradients), so ``F.conv2d`` in a "from scratch" function
-fails with a clear message; a gradient task also refuses any operator run by autograd's engine (a
-backward pass: ``.backward()``, ``torch.autograd.grad``, ``torch.func``), so the gradient must be
-worked out, not differentiated through the student's own forward pass.
+``PYTHON*`` variables). Each compute answer has its own test cell and points. While each
+case of an implementation task runs, a torch dispatch mode refuses torch's own operators, by
+every name PyTorch registers for them (`tasks.aten_ops`: every convolution, pooling, im2col /
+unfold and FFT operator, each back end's, and their gradients), so ``F.conv2d`` in a "from
+scratch" function fails with a clear message; a gradient task also refuses any operator run by
+autograd's engine (a backward pass: ``.backward()``, ``torch.autograd.grad``, ``torch.func``), so
+the gradient must be worked out, not differentiated through the student's own forward pass.
 
-Residual risk, plainly: nbgrader runs the student's code and the tests in one kernel and reads the
-verdict from that kernel's outputs. A student who deliberately sabotages this package in the kernel
-(``grading.check_function = lambda *a, **k: None``), IPython's machinery, or installed files can
-still forge a pass; code run by the autograder has the instructor's permissions (it could edit
-``gradebook.db``). The dispatch guard is an honesty check: a reference saved elsewhere, numpy, or a
-call to `cnncourse.counting` in a formula task or a compute answer passes it. For high stakes,
-autograde in a sandbox (one container per submission) and read the code of suspicious submissions.
+Grading a class: ``cnncourse grade`` (`grader`, book/grading.md) runs each submission in a
+bubblewrap jail (`jail`) and starts the judge itself, outside the jail; the kernel reaches it
+through a socket (``CNNCOURSE_JUDGE_SOCKET``). The judge records, per test cell, which checks
+passed, and the points come from that record: a test cell that is emptied, wrapped, patched
+around or forged scores 0, whatever the kernel prints. The guard still runs in the student's
+kernel, so code that turns it off, or computes with numpy or ctypes, can hide from it; such code
+is flagged for the instructor's review (`review`), and a result not made under the guard is
+recorded. Plain ``nbgrader autograde`` (without the command) reads the verdict from the student's
+kernel as before: a student who replaces the checking functions there can forge a pass, and the
+code runs with the instructor's permissions.
 
 Instructors: `feedback_preprocessor` keeps hidden tests out of nbgrader's feedback
 (``nbgrader_config.py``).
@@ -42,7 +45,8 @@ Modules: `kernel` (the checks the test cells call, run in the student's kernel),
 judge process: cases, references, verdicts), `tasks` (the task catalogue, `TASKS`: one `Task`
 entry per function task, with its function's name, cases, reference, forbidden operators, case
 counts and tolerances), `answers` (one `Task` per compute answer, merged into `TASKS`),
-`feedback` (the nbgrader preprocessor).
+`feedback` (the nbgrader preprocessor and the pages' sanitiser), `jail`, `grader` and `review`
+(``cnncourse grade``).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from cnncourse.grading.catalogue import TASKS
 from cnncourse.grading.feedback import feedback_preprocessor as feedback_preprocessor
 from cnncourse.grading.judge import main as main
 from cnncourse.grading.kernel import CheckFailed, cases, check_answer, check_function, start_judge
+from cnncourse.grading.modules import check_module
 from cnncourse.grading.tasks import Task
 
 __all__ = [
@@ -62,5 +67,6 @@ __all__ = [
     "cases",
     "check_answer",
     "check_function",
+    "check_module",
     "start_judge",
 ]
