@@ -1,17 +1,22 @@
-"""Every task the judge knows, by name: the function tasks (`cnncourse.grading.tasks`) and the
-compute answers (`cnncourse.grading.answers`), merged here so that neither module imports the
-other's entries (answers are built from `tasks`' `Task` and helpers)."""
+"""Every task the judge knows, by name: the function tasks (`cnncourse.grading.tasks`), the
+compute answers (`cnncourse.grading.answers`), and exercises 4-6's answers and module tasks
+(`cnncourse.grading.ex04`, `ex05`, `ex06`, built with `cnncourse.grading.modules`), merged here so
+that none of these modules imports another's entries."""
 
 from __future__ import annotations
 
 from cnncourse.grading.answers import ANSWERS
+from cnncourse.grading.ex06 import EX06
 from cnncourse.grading.tasks import FUNCTION_TASKS, Task
 
 __all__ = ["TASKS"]
 
-_twice = FUNCTION_TASKS.keys() & ANSWERS.keys()
+_PARTS = (FUNCTION_TASKS, ANSWERS, EX06)
+_twice = {
+    name for i, a in enumerate(_PARTS) for b in _PARTS[i + 1 :] for name in a.keys() & b.keys()
+}
 if _twice:
-    raise ValueError(f"task names declared twice, as a function task and an answer: {_twice}")
+    raise ValueError(f"task names declared twice: {_twice}")
 
 #: Every task by name: what the judge draws, computes and compares.
-TASKS: dict[str, Task] = {**FUNCTION_TASKS, **ANSWERS}
+TASKS: dict[str, Task] = {name: task for part in _PARTS for name, task in part.items()}
