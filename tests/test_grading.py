@@ -919,7 +919,11 @@ def test_harvested_answers_score_zero_each_and_the_rest_full(graded) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="residual risk, see cnncourse.grading: one kernel runs both")
+@pytest.mark.xfail(
+    strict=True,
+    reason="plain nbgrader autograde reads the verdict from the student's kernel: use "
+    "`cnncourse grade`, whose judge scores this 0 (tests/test_grader.py)",
+)
 def test_replacing_the_checks_themselves_is_not_caught(graded) -> None:
     assert score(graded, "ex01_convolution", "forger") == 0
 

@@ -191,8 +191,10 @@ def judged_execute_class() -> type:
                 "seconds": round(time.time() - started, 2),
                 "peak_memory_bytes": self._peak,
                 "exit": "; ".join(f"cell {i}: {why}" for i, why in self._lost.items()) or "ok",
+                "output_cut": sorted(i for i, n in self._sizes.items() if n > self.output_bytes),
                 "cells": cells,
-                "review": review.flags(nb, self._trusted),
+                "review": review.flags(nb, self._trusted)
+                + [{"cell": v["grade_id"], "what": f} for v in cells for f in v.get("review", [])],
             }
             return nb, resources
 
@@ -378,7 +380,7 @@ def _run_workers(
     course: Path, assignment: str, students: list[str], timeout: int | None, jailed: bool
 ) -> dict[str, dict]:
     """Grade `students` in worker processes, a few at a time; their audit records by student."""
-    workers = max(1, min(len(students), (os.cpu_count() or 2) // 2 or 1, 4))
+    workers = max(1, min(len(students), os.cpu_count() or 1, 4))  # kernels wait a lot
 
     def one(student: str) -> dict:
         with tempfile.TemporaryDirectory() as folder:
@@ -430,7 +432,11 @@ def grade(
     except ImportError:
         collect = None
     if collect is not None:
-        repairs = collect(course, assignment)
+        try:
+            repairs = collect(course, assignment)
+        except Exception as error:  # noqa: BLE001 (grade what is in submitted/, and say so)
+            say(f"warning: collect failed ({type(error).__name__}: {error}); grading submitted/")
+            repairs = {"*": {"status": "failed", "reason": f"{type(error).__name__}: {error}"}}
     todo = students or _students(course, assignment)
     records = _run_workers(course, assignment, todo, timeout, jailed)
     if verify:
@@ -442,7 +448,7 @@ def grade(
     config = _config(course, timeout, jailed)
     api = _api(course, config)
     for student, record in records.items():
-        record["collect"] = repairs.get(student)
+        record["collect"] = repairs.get(student, repairs.get("*"))
         if record["status"] == "graded":
             made = api.generate_feedback(assignment, student)
             pages = sorted((course / "feedback" / student / assignment).glob("*.html"))

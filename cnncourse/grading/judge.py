@@ -145,6 +145,9 @@ def _verdict(name: str, hidden: bool, todo: list[dict], results: list[dict]) -> 
     return {"passed": False, "message": "\n".join(lines)}
 
 
+MAX_PENDING = 256  # batches of cases sent and not judged yet, kept at most
+
+
 class Judge:
     """The judge's state: the cases sent and not judged yet, and, when grading, the record.
 
@@ -171,6 +174,8 @@ class Judge:
                 token = os.urandom(8).hex()
                 if request["op"] == "cases":
                     self.pending[token] = (name, hidden, todo)
+                    while len(self.pending) > MAX_PENDING:  # a flood of requests: oldest first
+                        self.pending.pop(next(iter(self.pending)))
                 return {
                     "cases": todo,
                     "forbidden": sorted(task.forbidden),

@@ -1,0 +1,304 @@
+"""`cnncourse grade` end to end: the real nbgrader and gradebook, a jail per student, the judge.
+
+Two temporary courses are graded at the same time, as an instructor does (generate, submit,
+``cnncourse grade``): ex01 with honest, untouched, forged and hostile submissions, and ex03
+(solution and release) with ``--verify``. The scores are checked against the points of the
+solution notebooks, and the side effects against the course's files: what a submission's code
+does in its jail must not reach the gradebook, the course config, other students or the grader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import pytest
+from test_grading import answer_points, cell, forger, nbgrader, notebook, points, solution_lines
+
+from cnncourse.grading import grader, review
+from conftest import ROOT
+
+CNNCOURSE = Path(sys.executable).parent / "cnncourse"
+MARKER = f"cnncourse-daemon-{uuid.uuid4().hex}"  # in the daemon's command line
+FLOOD_LINES = 200_000
+
+
+def transformer(solution, release):
+    """Wrong answers, and an IPython input transformer that turns every test cell into `pass`."""
+    code = (
+        "get_ipython().input_transformers_post.append(\n"
+        "    lambda lines: ['pass\\n'] if any('check_' in line for line in lines) else lines\n"
+        ")\n"
+    )
+    cell(release, "sizes").source = code + cell(release, "sizes").source
+    return release
+
+
+def flood(solution, release):
+    """Right answers, and a cell that prints without end (well, many lines)."""
+    loop = f"\nfor i in range({FLOOD_LINES}):\n    print('flood', i)\n"
+    cell(solution, "conv2d").source += loop
+    return solution
+
+
+def daemon(solution, release):
+    """Right answers, and a daemon left behind in its own session."""
+    code = (
+        "import subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time\\nwhile True: time.sleep(0.2)', "
+        f"'{MARKER}'], start_new_session=True)\n"
+    )
+    cell(solution, "sizes").source = code + cell(solution, "sizes").source
+    return solution
+
+
+def snoop(solution, release, course: Path):
+    """Right answers, and a cell that looks for the course's files and tries to change them."""
+    code = f"""import os
+for name in ("gradebook.db", "nbgrader_config.py", "solutions", "submitted"):
+    print("SNOOP", name, os.path.exists(os.path.join({str(course)!r}, name)))
+for name in ("gradebook.db", "nbgrader_config.py"):
+    try:
+        with open(os.path.join({str(course)!r}, name), "w") as f:
+            f.write("overwritten")
+        print("SNOOP wrote", name)
+    except OSError:
+        pass
+print("SNOOP home", os.listdir(os.path.expanduser("~")), "cwd", os.listdir("."))
+"""
+    cell(solution, "sizes").source = code + cell(solution, "sizes").source
+    return solution
+
+
+def crash(solution, release):
+    """Right answers, but the kernel exits at the end of the warm-up cell (``os._exit``)."""
+    cell(solution, "warm_up").source += "\n\nimport os\n\nos._exit(3)\n"
+    return solution
+
+
+EX01 = "ex01_convolution"
+EX03 = "ex03_pooling"
+STUDENTS = {
+    "solution": lambda solution, release, course: solution,
+    "untouched": lambda solution, release, course: release,
+    "forger": lambda solution, release, course: forger(solution, release),
+    "transformer": lambda solution, release, course: transformer(solution, release),
+    "flood": lambda solution, release, course: flood(solution, release),
+    "daemon": lambda solution, release, course: daemon(solution, release),
+    "snoop": snoop,
+    "crash": lambda solution, release, course: crash(solution, release),
+}
+COURSES = {
+    "class": (EX01, list(STUDENTS), []),
+    "verified": (EX03, ["solution", "untouched"], ["--verify"]),
+}
+
+
+def grade_course(course: Path, assignment: str, students: list[str], options: list[str]) -> dict:
+    """Generate, submit and run `cnncourse grade`; return its output and the audit records."""
+    course.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "solutions" / assignment, course / "solutions" / assignment)
+    nbgrader(course, "generate_assignment", assignment)
+    for student in students:
+        pair = notebook(course, "solutions", assignment), notebook(course, "exercises", assignment)
+        folder = course / "submitted" / student / assignment
+        folder.mkdir(parents=True)
+        nbformat.write(STUDENTS[student](*pair, course), folder / f"{assignment}.ipynb")
+    env = {**os.environ, "PATH": f"{CNNCOURSE.parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [str(CNNCOURSE), "grade", assignment, "--course", str(course), "--timeout", "60"]
+    run = subprocess.run([*cmd, *options], env=env, capture_output=True, text=True)
+    audits = {
+        s: json.loads((course / "audit" / assignment / f"{s}.json").read_text())
+        for s in students
+        if (course / "audit" / assignment / f"{s}.json").exists()
+    }
+    return {"run": run, "audits": audits, "course": course}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    base = tmp_path_factory.mktemp("grade")
+    with ThreadPoolExecutor(len(COURSES)) as pool:
+        runs = {name: pool.submit(grade_course, base / name, *c) for name, c in COURSES.items()}
+        return {name: run.result() for name, run in runs.items()}
+
+
+def scores(course: dict, assignment: str) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course['course'] / 'gradebook.db'}") as gb:
+        return {s.student.id: s.score for s in gb.assignment_submissions(assignment)}
+
+
+def cell_scores(course: dict, assignment: str, student: str) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course['course'] / 'gradebook.db'}") as gb:
+        grades = gb.find_submission_notebook(assignment, assignment, student).grades
+        return {g.name: g.score for g in grades}
+
+
+def test_trusted_checks_reads_the_calls_of_a_test_cell() -> None:
+    source = (
+        "from cnncourse.grading import check_answer\nimport cnncourse.grading as g\n"
+        'check_answer("ex01.size_a", size_a)\n'
+        'g.check_function("conv2d.basic", conv2d, hidden=True)\n'
+        "print(\"check_answer('fake', f)\")\ncheck_answer(name, f)\n"
+    )
+    assert grader.trusted_checks(source) == [("ex01.size_a", False), ("conv2d.basic", True)]
+
+
+def test_review_flags_what_can_hide_from_the_guard() -> None:
+    nb = nbformat.v4.new_notebook()
+    code = [
+        "import ctypes",
+        "import numpy as np\nnp.convolve(a, b)",
+        "import sys\nsys.modules['torch'] = None",
+        "from cnncourse import grading\ngrading.check_function = print",
+        "exec('x = 1')",
+        "import threading",
+        "import signal\nsignal.signal(2, signal.SIG_IGN)",
+        "get_ipython().input_transformers_post.append(f)",
+        "torch._C._set_grad_enabled(False)",
+        "%time x = 1\ndef conv2d(x, weight):\n    return x @ weight",  # honest, with a magic
+        "for m in model.modules():\n    print(m)",  # honest: a module's .modules()
+    ]
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in code]
+    found = review.flags(nb, {})
+    flagged = {f["cell"] for f in found}
+    assert flagged == set(range(len(code) - 2)), found
+    trusted = {"setup": "import ctypes"}  # the instructor's own cell is not read
+    nb.cells[0].metadata["nbgrader"] = {"grade_id": "setup"}
+    assert 0 not in {f["cell"] for f in review.flags(nb, trusted)}
+
+
+def test_without_bwrap_grading_refuses_and_grades_nothing(tmp_path: Path) -> None:
+    (tmp_path / "submitted" / "alice" / EX01).mkdir(parents=True)
+    env = {**os.environ, "PATH": str(CNNCOURSE.parent)}  # the environment's bin: no bwrap there
+    run = subprocess.run(
+        [str(CNNCOURSE), "grade", EX01, "--course", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "bubblewrap" in run.stderr and "--no-jail" in run.stderr
+    assert not (tmp_path / "autograded").exists() and not (tmp_path / "audit").exists()
+
+
+@pytest.mark.slow
+def test_the_batch_finishes_with_an_audit_per_student(graded) -> None:
+    for name, (_, students, _) in COURSES.items():
+        course = graded[name]
+        assert course["run"].returncode == 0, course["run"].stderr[-3000:]
+        assert set(course["audits"]) == set(students)
+        for student, audit in course["audits"].items():
+            assert audit["status"] == "graded" and audit["jail"] == "bubblewrap", audit
+            assert audit["cells"] and all(c["source"] == "judge" for c in audit["cells"])
+            assert audit["peak_memory_bytes"] > 0 and audit["seconds"] > 0
+            assert f"{student}: graded" in course["run"].stdout
+        csv = (course["course"] / "grades.csv").read_text().splitlines()
+        assert len(csv) == 1 + len(students)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(COURSES))
+def test_honest_work_scores_full_marks_and_the_release_zero(graded, name: str) -> None:
+    assignment = COURSES[name][0]
+    got = scores(graded[name], assignment)
+    assert got["solution"] == points(assignment), cell_scores(graded[name], assignment, "solution")
+    assert got["untouched"] == 0
+
+
+@pytest.mark.slow
+def test_forged_test_cells_score_zero(graded) -> None:
+    """Checks replaced by no-ops, or test cells turned into `pass`: no verdict, no points."""
+    got = scores(graded["class"], EX01)
+    assert got["forger"] == 0 and got["transformer"] == 0
+    nb = notebook(graded["class"]["course"], "autograded/forger", EX01)
+    assert "made no verdict" in str(cell(nb, "test_size_a").outputs)
+    flags = graded["class"]["audits"]["transformer"]["review"]
+    assert any("input_transformers_post" in f["what"] for f in flags), flags
+
+
+@pytest.mark.slow
+def test_the_course_is_out_of_the_students_reach(graded) -> None:
+    course = graded["class"]["course"]
+    assert scores(graded["class"], EX01)["snoop"] == points(EX01)
+    nb = notebook(course, "autograded/snoop", EX01)
+    out = str(cell(nb, "sizes").outputs)
+    for name in ("gradebook.db", "nbgrader_config.py", "solutions", "submitted"):
+        assert f"SNOOP {name} False" in out
+    assert "SNOOP wrote" not in out and f"'{EX01}.ipynb'" in out  # its notebook, nothing else
+    assert (course / "nbgrader_config.py").read_bytes() == (
+        ROOT / "nbgrader_config.py"
+    ).read_bytes()
+
+
+@pytest.mark.slow
+def test_a_daemon_ends_with_its_jail(graded) -> None:
+    assert scores(graded["class"], EX01)["daemon"] == points(EX01)
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                alive += [entry.name] * (MARKER in (entry / "cmdline").read_text())
+            except OSError:
+                continue
+    assert not alive
+
+
+@pytest.mark.slow
+def test_a_print_flood_is_cut_and_the_rest_graded(graded) -> None:
+    from cnncourse.grading.jail import Limits
+
+    assert scores(graded["class"], EX01)["flood"] == points(EX01)
+    nb = notebook(graded["class"]["course"], "autograded/flood", EX01)
+    outputs = cell(nb, "conv2d").outputs
+    index = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get(
+        "grade_id") == "conv2d")  # fmt: skip
+    assert graded["class"]["audits"]["flood"]["output_cut"] == [index]  # cut while received
+    assert len(json.dumps(outputs)) < Limits().output_bytes
+    assert f"flood {FLOOD_LINES - 1}" not in str(outputs)
+
+
+@pytest.mark.slow
+def test_a_kernel_that_exits_costs_only_what_needs_its_cell(graded) -> None:
+    got = cell_scores(graded["class"], EX01, "crash")
+    warm = [n for n in answer_points(EX01) if n.startswith("warm")]
+    assert all(got[f"test_{n}"] == 0 for n in warm)
+    lost = sum(answer_points(EX01)[n] for n in warm)
+    assert sum(got.values()) == points(EX01) - lost  # the cells after it: graded as usual
+    assert "cell" in graded["class"]["audits"]["crash"]["exit"]
+
+
+@pytest.mark.slow
+def test_verify_regrades_and_reports_no_change_for_honest_work(graded) -> None:
+    course = graded["verified"]
+    for student in ("solution", "untouched"):
+        v = course["audits"][student]["verify"]
+        assert v["first"] == v["second"]
+    assert "CHANGED" not in course["run"].stdout
+
+
+@pytest.mark.slow
+def test_feedback_is_safe_to_return(graded) -> None:
+    course = graded["class"]["course"]
+    secret = set(solution_lines(ROOT / "solutions" / EX01 / f"{EX01}.ipynb"))
+    for student in STUDENTS:
+        page = (course / "feedback" / student / EX01 / f"{EX01}.html").read_text()
+        assert "<script" not in page.lower() and "BEGIN HIDDEN TESTS" not in page
+        assert "hidden=True" not in page
+        others = set(STUDENTS) - {student}
+        assert not [o for o in others if re.search(rf"autograded/{o}\b", page)]
+    untouched = (course / "feedback" / "untouched" / EX01 / f"{EX01}.html").read_text()
+    assert not [line for line in secret if line in untouched]
