@@ -4,7 +4,9 @@ The kernel only turns the student's results into plain data (numbers, lists, ten
 a flat list of floats) and sends them back with the token of their batch of cases; the judge
 (`cnncourse.grading.judge`) decides. What this module needs from the standard library, the
 interpreter and the environment is taken when it is imported, which the notebooks' locked first
-cell does (``from cnncourse import grading``) before any student code runs.
+cell does (``from cnncourse import grading``) before any student code runs. Under ``cnncourse
+grade`` the judge is the grader's, outside the kernel's jail, reached through the unix socket that
+``CNNCOURSE_JUDGE_SOCKET`` names; otherwise (Validate, JupyterLab, Colab) the kernel starts its own.
 """
 
 from __future__ import annotations

@@ -45,7 +45,6 @@ CALLS = {
     "compile": "compile",
     "__import__": "__import__",
     "setattr": "setattr (patching by name)",
-    "get_ipython": "IPython's machinery (input transformers, hooks)",
     "convolve": "a library convolution (numpy.convolve, ...)",
     "correlate": "a library correlation (numpy.correlate, ...)",
     "convolve2d": "a library convolution (scipy)",
@@ -70,6 +69,11 @@ ATTRIBUTES = {
     "input_transformers_post": "IPython input transformers",
     "input_transformers_cleanup": "IPython input transformers",
     "ast_transformers": "IPython AST transformers",
+    "events": "IPython events (code run around each cell)",
+    "set_hook": "IPython hooks",
+    "set_custom_exc": "IPython's exception handler",
+    "showtraceback": "IPython's traceback display",
+    "register_magic_function": "IPython magics",
 }
 # module.attribute, where the attribute's name alone is too common to flag
 QUALIFIED = {
