@@ -72,6 +72,24 @@ PER_CHAPTER: dict[str, dict[str, str]] = {
         "15.3": "the slides' VGG-16 multiply-adds (x 10^9), quoted in the erratum",
         "19.6": "the slides' VGG-19 multiply-adds (x 10^9), quoted in the erratum",
     },
+    "07_densenet": {
+        "12": "the growth rate k = 12 of DenseNet-BC (L=100, k=12), a given",
+        "24": "the growth rate k = 24 of DenseNet-BC (L=250, k=24); 24 input channels, a given",
+        "0.5": "the compression theta = 0.5 of DenseNet-BC, a given",
+        "36": "the 36k^2 weights of the bottleneck's 3x3 conv in the crossover's algebra",
+        "384": "an input width of the bottleneck table, a given",
+        "110": "ResNet-110's depth, its name (the slide's 110 layers)",
+        "111": "ResNet-1001's 111 bottleneck units per stage, a given of its layout",
+        "250": "DenseNet-BC (L=250)'s depth, its name (the slide's 250 layers)",
+        "1001": "ResNet-1001's depth, its name (the slide's 1001 layers)",
+        "1.7": "the slide's stated ResNet-110 parameters (millions), quoted and recomputed",
+        "0.8": "the slide's stated DenseNet-BC-100 parameters (millions), quoted and recomputed",
+        "15.3": "the slide's stated DenseNet-BC-250 parameters (millions), quoted and recomputed",
+        "10.2": "the slide's stated ResNet-1001 parameters (millions), quoted in the erratum",
+        "7.0": "the DenseNet paper's table 2 figure for DenseNet (L=100, k=12), quoted",
+        "20.27": "the slide's stated ImageNet top-1 error, quoted (not recomputable)",
+        "5.17": "the slide's stated ImageNet top-5 error, quoted (not recomputable)",
+    },
 }
 STRIP = [
     r"\{glue[^}]*\}`[^`]*`",  # the figures that come from code
