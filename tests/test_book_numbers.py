@@ -93,6 +93,7 @@ PER_CHAPTER: dict[str, dict[str, str]] = {
         "35": "Inception v3's 35x35 grid, a given of its layout",
         "299": "Inception v3's input side",
         "672": "the slide's stated naive-module depth, quoted in the erratum",
+        "2.7": "the paper's printed conv1 params (2.7K), quoted in the erratum",
     },
     "07_densenet": {
         "12": "the growth rate k = 12 of DenseNet-BC (L=100, k=12), a given",
