@@ -286,7 +286,7 @@ def test_verify_regrades_and_reports_no_change_for_honest_work(graded) -> None:
     course = graded["verified"]
     for student in ("solution", "untouched"):
         v = course["audits"][student]["verify"]
-        assert v["first"] == v["second"]
+        assert v["first"] == v["second"] and v["changed"] == []
     assert "CHANGED" not in course["run"].stdout
 
 

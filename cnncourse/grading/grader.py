@@ -41,6 +41,7 @@ import concurrent.futures
 import contextlib
 import copy
 import functools
+import hashlib
 import json
 import os
 import subprocess
@@ -353,6 +354,12 @@ def _grade_one(
     started = time.time()
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     record: dict[str, Any] = {"student": student, "assignment": assignment}
+    submitted = sorted((course / "submitted" / student / assignment).glob("*.ipynb"))
+    record["ran"] = {
+        "notebooks": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in submitted},
+        "timeout": timeout,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     try:
         result = _api(course, _config(course, timeout, jailed)).autograde(assignment, student)
         record["status"] = "graded" if result["success"] else "failed"
@@ -439,11 +446,16 @@ def grade(
             repairs = {"*": {"status": "failed", "reason": f"{type(error).__name__}: {error}"}}
     todo = students or _students(course, assignment)
     records = _run_workers(course, assignment, todo, timeout, jailed)
-    if verify:
-        first = {s: r.get("score") for s, r in records.items()}
+    if verify:  # a fresh jail and fresh hidden cases for everyone: which points change?
         again = _run_workers(course, assignment, todo, timeout, jailed)
         for student, record in again.items():
-            record["verify"] = {"first": first[student], "second": record.get("score")}
+            before = {c["grade_id"]: c.get("points") for c in records[student].get("cells", [])}
+            after = {c["grade_id"]: c.get("points") for c in record.get("cells", [])}
+            changed = sorted(
+                k for k in before.keys() | after.keys() if before.get(k) != after.get(k)
+            )
+            first = records[student].get("score")
+            record["verify"] = {"first": first, "second": record.get("score"), "changed": changed}
         records = again
     config = _config(course, timeout, jailed)
     api = _api(course, config)
@@ -465,8 +477,8 @@ def grade(
             line += f", {record['score']:g} points"
         if record.get("review"):
             line += f", REVIEW ({len(record['review'])} flags)"
-        if (v := record.get("verify")) and v["first"] != v["second"]:
-            line += f", CHANGED on regrading: {v['first']} -> {v['second']}"
+        if (v := record.get("verify")) and (v["first"] != v["second"] or v["changed"]):
+            line += f", CHANGED on regrading: {v['first']} -> {v['second']} ({v['changed']})"
         say(line)
     return records
 
