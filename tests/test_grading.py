@@ -1066,17 +1066,18 @@ def test_every_path_to_torchs_pooling_is_refused(path: str) -> None:
     with pytest.raises(grading.CheckFailed, match="uses torch's own `aten."):
         grading.check_function("max_pool2d", POOL_PATHS[path])
     with pytest.raises(grading.CheckFailed, match="uses torch's own `aten."):
-        grading.check_function(  # (adaptive_avg_pool2d to size 1 is a mean: allowed)
-            "global_avg_pool2d", lambda x: F.avg_pool2d(x, x.shape[2:])[..., 0, 0]
+        grading.check_function(  # aten sees only a mean here: refused by its Python name
+            "global_avg_pool2d", lambda x: F.adaptive_avg_pool2d(x, 1)[..., 0, 0]
         )
+    grading.check_function("global_avg_pool2d", lambda x: x.mean((2, 3)))  # the honest mean
 
 
 def test_a_result_made_with_the_guard_off_is_flagged_for_review() -> None:
     """The guard runs in the student's kernel: turning it off is recorded by the grader's judge."""
     from cnncourse.grading import judge as judge_module
 
-    def guard_off(x, weight, bias):
-        with torch._C._DisableTorchDispatch():
+    def guard_off(x, weight, bias):  # both of the kernel's modes off
+        with torch._C.DisableTorchFunction(), torch._C._DisableTorchDispatch():
             return F.conv2d(x, weight, bias)
 
     judge = judge_module.Judge()

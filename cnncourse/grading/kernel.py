@@ -144,9 +144,19 @@ def _plain(value: Any) -> Any:
 def _call(func: Callable[..., Any], case: dict, forbidden: frozenset[str], autograd: bool) -> dict:
     """Run the student's function on one case and return its result as plain data."""
     import torch
+    from torch.overrides import TorchFunctionMode
     from torch.utils._python_dispatch import TorchDispatchMode
 
     graph_task = torch._C._current_graph_task_id  # -1 unless autograd runs a backward pass
+
+    class Calls(TorchFunctionMode):  # notes a forbidden function called by its Python name
+        used = ""  # e.g. F.adaptive_avg_pool2d(x, 1), which reaches aten only as a mean
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+            name = getattr(func, "__name__", "")
+            if not self.used and (name in forbidden or name.lstrip("_") in forbidden):
+                self.used = f"aten.{name.lstrip('_')}"
+            return func(*args, **(kwargs or {}))
 
     class Guard(TorchDispatchMode):  # records (and refuses) the first forbidden operator
         used, seen = "", 0  # seen: operators that went through the guard
@@ -167,16 +177,20 @@ def _call(func: Callable[..., Any], case: dict, forbidden: frozenset[str], autog
                     self.made[id(t)] = _ref(t)
             return out
 
-    kwargs, guard = _decode(case, torch.float32), Guard()
+    kwargs, guard, calls = _decode(case, torch.float32), Guard(), Calls()
     try:
         # the guard only where asked (it slows every tensor operation); warnings off and prints to
         # stderr sent to stdout: nbgrader gives 0 points to a test cell that writes to stderr
         with warnings.catch_warnings(), contextlib.redirect_stderr(sys.stdout):
             warnings.simplefilter("ignore")
-            with guard if forbidden or not autograd else contextlib.nullcontext():
+            with contextlib.ExitStack() as modes:
+                if forbidden:
+                    modes.enter_context(calls)
+                if forbidden or not autograd:
+                    modes.enter_context(guard)
                 out = func(**kwargs)
-        if guard.used:
-            return {"error": "forbidden", "forbidden": guard.used}
+        if guard.used or calls.used:
+            return {"error": "forbidden", "forbidden": guard.used or calls.used}
         # whether the result was made by an operator the guard saw (not with the guard off):
         # the judge records it (0: no), for the instructor's review
         made = guard.made.get(id(out))

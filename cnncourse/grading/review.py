@@ -35,6 +35,7 @@ MODULES = {
     "torch.library": "torch internals (operator registration)",
     "torch.utils._python_dispatch": "torch internals (dispatch modes)",
     "torch._C": "torch internals",
+    "torch.overrides": "torch internals (function modes)",
     "cnncourse.grading.kernel": "the grading glue",
     "cnncourse.grading.judge": "the grading judge",
     "cnncourse.grading.tasks": "the grading tasks",
