@@ -176,10 +176,63 @@ def features_bn_after_relu(cfg, in_channels=3, batch_norm=False):
     return nn.Sequential(*layers)
 
 
+class ConvReLU(nn.Module):
+    def __init__(self, c_in, c_out, k):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, k, padding=k // 2)
+
+    def forward(self, x):
+        return F.relu(self.conv(x))
+
+
+class NaiveInception(nn.Module):
+    def __init__(self, in_channels, ch1x1, ch3x3, ch5x5):
+        super().__init__()
+        self.branch1 = ConvReLU(in_channels, ch1x1, 1)
+        self.branch2 = ConvReLU(in_channels, ch3x3, 3)
+        self.branch3 = ConvReLU(in_channels, ch5x5, 5)
+        self.branch4 = nn.MaxPool2d(3, 1, 1)
+
+    def forward(self, x):
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+
+class Inception(NaiveInception):
+    def __init__(self, in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj):
+        nn.Module.__init__(self)
+        self.branch1 = ConvReLU(in_channels, ch1x1, 1)
+        self.branch2 = nn.Sequential(
+            ConvReLU(in_channels, ch3x3red, 1), ConvReLU(ch3x3red, ch3x3, 3)
+        )
+        self.branch3 = nn.Sequential(
+            ConvReLU(in_channels, ch5x5red, 1), ConvReLU(ch5x5red, ch5x5, 5)
+        )
+        self.branch4 = nn.Sequential(nn.MaxPool2d(3, 1, 1), ConvReLU(in_channels, pool_proj, 1))
+
+
+class AvgPoolInception(NaiveInception):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.branch4 = nn.AvgPool2d(3, 1, 1)
+
+
+class NoPoolBranch(NaiveInception):
+    def forward(self, x):
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x)], 1)
+
+
+class SwappedBranches(Inception):
+    def forward(self, x):
+        return torch.cat([self.branch2(x), self.branch1(x), self.branch3(x), self.branch4(x)], 1)
+
+
 # --- module tasks --------------------------------------------------------------------------------
 
 
 RIGHT = {
+    "ex04.vgg_block": vgg_block,
+    "ex04.make_features": make_features,
+    "ex04.make_features_bn": make_features,
     "ex06.basic_block.identity": BasicBlock,
     "ex06.basic_block.projection": BasicBlock,
     "ex06.bottleneck.identity": Bottleneck,
@@ -233,6 +286,14 @@ def test_module_cases_are_plain_data_and_cover_both_modes() -> None:
             "names differ from the stub's: no `downsample.0.weight` (and 5 more), "
             "but `shortcut.0.weight`",
         ),
+        (  # with one conv, the names agree and the output shows it
+            "ex04.vgg_block",
+            vgg_block_no_relu,
+            ("names differ from the stub's: no `", "output values are wrong"),
+        ),
+        ("ex04.vgg_block", vgg_block_avg_pool, "output values are wrong"),
+        ("ex04.make_features_bn", features_bn_after_relu, "names differ from the stub's: no `"),
+        ("ex04.make_features", lambda **kw: list(make_features(**kw)), "it built a list, not a"),
         (
             "ex06.basic_block.projection",
             WrongKernel,
@@ -243,7 +304,9 @@ def test_module_cases_are_plain_data_and_cover_both_modes() -> None:
 def test_a_wrong_module_fails_saying_what_is_wrong_first(task: str, build, message: str) -> None:
     for hidden in (False, True):
         text = fails(task, build, hidden)
-        assert message in problem(text), text
+        assert any(
+            m in problem(text) for m in (message if isinstance(message, tuple) else [message])
+        ), text
         assert text.startswith(f"{grading.TASKS[task].function}: ")
 
 
@@ -396,6 +459,8 @@ def closed_form(name: str, a: dict) -> object:
     key = name.split(".")[1]
     if name.startswith("ex04."):
         return closed_form_ex04(key, a)
+    if name.startswith("ex05."):
+        return closed_form_ex05(key, a)
     if key.startswith(("basic_", "bottleneck_")):
         kind = key.split("_")[0]
         with meta:
@@ -422,9 +487,10 @@ def closed_form_ex04(key: str, a: dict) -> object:
         return nn.Conv2d(1, 1, a["k"], a["s"], a["p"], device=meta)(x).shape[-1]
     if key == "params_conv1":
         return n_params(nn.Conv2d(a["p"], a["d"], a["k"], device=meta))
-    if key == "macs_conv1":  # n is the output side: "same" padding keeps it
-        conv = nn.Conv2d(a["p"], a["d"], a["k"], padding="same", device=meta)
-        return macs(conv, torch.empty(1, a["p"], a["n"], a["n"], device=meta))
+    if key == "macs_conv1":  # n is the output side: an input of n + k - 1, no padding
+        conv = nn.Conv2d(a["p"], a["d"], a["k"], device=meta)
+        side = a["n"] + a["k"] - 1
+        return macs(conv, torch.empty(1, a["p"], side, side, device=meta))
     if key == "fc6_params":
         return n_params(nn.Linear(a["c"] * a["side"] ** 2, a["units"], device=meta))
     if key in ("stack_weights", "big_weights"):
@@ -451,6 +517,47 @@ def closed_form_ex04(key: str, a: dict) -> object:
                 return n_params(net)
             return n_params(VGG(features, a["num_classes"], init_weights=False))
     raise KeyError(key)
+
+
+def closed_form_ex05(key: str, a: dict) -> object:
+    """Inception modules written here: naive (1x1, 3x3, 5x5, pool) and with 1x1 reductions."""
+    meta = torch.device("meta")
+    with meta:
+        if key in ("direct_5x5_macs", "reduced_5x5_macs"):
+            if "r" in a:  # a 1x1 conv to r channels first
+                convs = [
+                    nn.Conv2d(a["c_in"], a["r"], 1),
+                    nn.Conv2d(a["r"], a["c_out"], 5, padding=2),
+                ]
+            else:
+                convs = [nn.Conv2d(a["c_in"], a["c_out"], 5, padding=2)]
+            return macs(nn.Sequential(*convs), torch.empty(1, a["c_in"], a["n"], a["n"]))
+        if key.startswith("naive"):
+            module = NaiveInception(a["c_in"], a["c1"], a["c3"], a["c5"])
+        else:
+            givens = {"c_in": 1, "r3": 1, "r5": 1, **a}
+            module = Inception(
+                *(givens[g] for g in ("c_in", "c1", "r3", "c3", "r5", "c5", "pool_proj"))
+            )
+        if key.endswith("params"):
+            return n_params(module)
+        x = torch.empty(1, module.branch1.conv.in_channels, a.get("n", 1), a.get("n", 1))
+        if key.endswith("channels"):
+            return module(x).shape[1]
+        return macs(module, x)
+
+
+def test_the_givens_of_exercise_4_are_alexnet_and_vgg16() -> None:
+    """AlexNet's conv1 (torchvision's, whose 64 filters we swap for the paper's 96) and VGG-16's
+    totals against torchvision's published parameter count."""
+    from torchvision.models import VGG16_Weights
+
+    tasks = grading.TASKS
+    vgg = tasks["ex04.vgg_params"]
+    assert vgg.reference(vgg.fixed[0]) == VGG16_Weights.DEFAULT.meta["num_params"]
+    size = tasks["ex04.size_conv1"]
+    conv1 = nn.Conv2d(3, 96, 11, stride=4)
+    assert size.reference(size.fixed[0]) == conv1(torch.zeros(1, 3, 227, 227)).shape[-1]
 
 
 @pytest.mark.parametrize("name", sorted(ANSWERS))
