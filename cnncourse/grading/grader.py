@@ -217,6 +217,7 @@ def judged_execute_class() -> type:
                 why = "the kernel died" if isinstance(error, DeadKernelError) else None
                 self._lost[index] = why or f"{type(error).__name__}: {str(error)[:200]}"
                 cell.outputs.append(_error("KernelLost", self._lost[index]))
+                self._judge.ask({"op": "cell", "grade_id": None})  # the replay is not recorded
                 self._restart(resources)
             finally:
                 self._judge.ask({"op": "cell", "grade_id": None})
@@ -283,6 +284,8 @@ def judged_execute_class() -> type:
                     else:
                         kind = "hidden" if hidden else "visible"
                         why = self._lost.get(index, "it was not called, or did not reach the judge")
+                        if earlier := [i for i in self._lost if i < index]:
+                            why += f" (the kernel was lost in cell {earlier[-1]})"
                         text = f"the {kind} check of {task} made no verdict: {why}"
                         failure = failure or ("CheckFailed", text)
                 if passed:
