@@ -131,6 +131,22 @@ PER_CHAPTER: dict[str, dict[str, str]] = {
         "20.27": "the slide's stated ImageNet top-1 error, quoted (not recomputable)",
         "5.17": "the slide's stated ImageNet top-5 error, quoted (not recomputable)",
     },
+    "09_segmentation": {
+        "18": "the side of the page's small classifier's input (18x18), a given",
+        "34": "the side of the larger input given to that classifier (34x34)",
+        "12": "the side of the low map in the hand-built up step (12x12), a given",
+        "30": "the side of the skip map in the hand-built up step (30x30), a given",
+        "180": "rotation of a kernel by 180 degrees",
+        "500": "PASCAL VOC's largest image side, FCN's example input",
+        "20": "PASCAL VOC's 20 object classes",
+        "21": "PASCAL VOC's 21 classes (20 and the background), FCN's output width",
+        "512": "a layer width (VGG's last convolutions, U-Net's fourth level)",
+        "4096": "the width of VGG's dense layers fc6 and fc7",
+        "1024": "the width of U-Net's bottom level, a given of its layout",
+        "404": "the FCN paper's table 1 receptive field, quoted and recomputed",
+        "572": "the U-Net paper's input tile (its figure 1)",
+        "570": "a question's given: a tile side that U-Net refuses",
+    },
 }
 STRIP = [
     r"\{glue[^}]*\}`[^`]*`",  # the figures that come from code
