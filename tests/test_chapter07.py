@@ -260,6 +260,17 @@ def test_densenet_bc_against_resnet_110(g) -> None:
     assert g["bc_over_res_params"] == pytest.approx(ratio) and ratio < 0.5
     macs = g["c_bc100_macs"] / g["c_r110_macs"]
     assert g["bc_over_res_macs"] == pytest.approx(macs) and macs > 1
+    # Where the MACs go: DenseNet's first block (32 x 32 maps), ResNet's three stages.
+    block1 = sum(((2 * K + i * K) * 4 * K + 9 * 4 * K * K) * 32 * 32 for i in range(16))
+    assert g["bc_block1_share"] == pytest.approx(block1 / g["c_bc100_macs"])
+    stages = [18 * 2 * 9 * 16 * 16 * 32 * 32]
+    stages.append((9 * 16 * 32 + 9 * 32 * 32 + 17 * 2 * 9 * 32 * 32) * 16 * 16)
+    stages.append((9 * 32 * 64 + 9 * 64 * 64 + 17 * 2 * 9 * 64 * 64) * 8 * 8)
+    shares = [s / g["c_r110_macs"] for s in stages]
+    assert g["res_stage_share_min"] == pytest.approx(min(shares))
+    assert g["res_stage_share_max"] == pytest.approx(max(shares))
+    # The page: "evenly" (each stage within a point of a third), DenseNet's first block most.
+    assert max(shares) - min(shares) < 0.01 and g["bc_block1_share"] > 0.5
 
 
 # ---------------------------------------------------------------------------------------------
