@@ -36,7 +36,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cnncourse.mfu",),  # FLOPs of a training step (of a registry model), GPU peaks
     ("cnncourse.bench",),  # throughput measurement
     ("cnncourse.bench_report", "cnncourse.plot"),  # tables and figures of results
-    ("cnncourse.cli", "cnncourse.notebook", "cnncourse.grading"),  # what people run
+    ("cnncourse.notebook", "cnncourse.grading"),  # what the book's pages and exercises import
+    ("cnncourse.cli",),  # the command line: every command, `cnncourse grade` included
     ("cnncourse",),  # the package itself (docstring and version only)
 )
 
