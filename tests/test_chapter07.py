@@ -209,10 +209,18 @@ def test_weights_per_layer(g) -> None:
     assert g["res_total_w"] == res
 
 
-def test_growth_figure_alt_text() -> None:
+def test_growth_figure_alt_text(g) -> None:
+    """The alt text: ResNet-110's three levels, each four times the one before."""
     text = (ROOT / f"{PAGE}.ipynb").read_text()
-    assert "each four times the one before" in text  # 9 C^2 with C = 16, 32, 64
-    assert (2 * 9 * 32 * 32) == 4 * (2 * 9 * 16 * 16) and 2 * 9 * 64 * 64 == 4 * 2 * 9 * 32 * 32
+    assert "three flat levels, each four times the one before" in text
+    model = on_meta("resnet110")
+    levels = []
+    for stage in (model.layer1, model.layer2, model.layer3):
+        per_block = {sum(p.numel() for p in blk.parameters() if p.dim() == 4) for blk in stage[1:]}
+        assert len(per_block) == 1  # flat within a stage
+        levels.append(per_block.pop())
+    assert levels[1] == 4 * levels[0] and levels[2] == 4 * levels[1]
+    assert (levels[0], levels[2]) == (g["res_w_first"], g["res_w_last"])
 
 
 # ---------------------------------------------------------------------------------------------
