@@ -230,6 +230,8 @@ class SwappedBranches(Inception):
 
 
 RIGHT = {
+    "ex05.naive_inception": NaiveInception,
+    "ex05.inception": Inception,
     "ex04.vgg_block": vgg_block,
     "ex04.make_features": make_features,
     "ex04.make_features_bn": make_features,
@@ -294,6 +296,10 @@ def test_module_cases_are_plain_data_and_cover_both_modes() -> None:
         ("ex04.vgg_block", vgg_block_avg_pool, "output values are wrong"),
         ("ex04.make_features_bn", features_bn_after_relu, "names differ from the stub's: no `"),
         ("ex04.make_features", lambda **kw: list(make_features(**kw)), "it built a list, not a"),
+        ("ex05.naive_inception", AvgPoolInception, "output values are wrong"),
+        ("ex05.naive_inception", NoPoolBranch, "its output has shape"),
+        ("ex05.inception", SwappedBranches, "output values are wrong"),
+        ("ex05.inception", NaiveInception, "it raised TypeError"),
         (
             "ex06.basic_block.projection",
             WrongKernel,
@@ -545,6 +551,19 @@ def closed_form_ex05(key: str, a: dict) -> object:
         if key.endswith("channels"):
             return module(x).shape[1]
         return macs(module, x)
+
+
+def test_the_givens_of_exercise_5_are_the_slides_examples() -> None:
+    """The slides' 28x28x256 naive module (672 channels, 854M multiplications) and 5x5 example
+    (120M and 12.4M), in the sums the slides write out."""
+    tasks, n = grading.TASKS, 28
+    naive = tasks["ex05.naive_macs"]
+    assert naive.reference(naive.fixed[0]) == n * n * 256 * (128 * 1 + 192 * 9 + 96 * 25)
+    channels = tasks["ex05.naive_channels"]
+    assert channels.reference(channels.fixed[0]) == 128 + 192 + 96 + 256
+    direct, reduced = tasks["ex05.direct_5x5_macs"], tasks["ex05.reduced_5x5_macs"]
+    assert direct.reference(direct.fixed[0]) == (n * n * 32) * (5 * 5 * 192)
+    assert reduced.reference(reduced.fixed[0]) == (n * n * 16) * 192 + (n * n * 32) * (5 * 5 * 16)
 
 
 def test_the_givens_of_exercise_4_are_alexnet_and_vgg16() -> None:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from cnncourse.grading.answers import ANSWERS
 from cnncourse.grading.ex04 import EX04
+from cnncourse.grading.ex05 import EX05
 from cnncourse.grading.ex06 import EX06
 from cnncourse.grading.tasks import FUNCTION_TASKS, Task
 
 __all__ = ["TASKS"]
 
-_PARTS = (FUNCTION_TASKS, ANSWERS, EX04, EX06)
+_PARTS = (FUNCTION_TASKS, ANSWERS, EX04, EX05, EX06)
 _twice = {
     name for i, a in enumerate(_PARTS) for b in _PARTS[i + 1 :] for name in a.keys() & b.keys()
 }

@@ -81,9 +81,9 @@ ANSWERS: dict[str, Task] = {
     "macs_conv1": answer(
         "macs_conv1",
         {"n": 55, "k": 11, "p": 3, "d": 96},
-        lambda r: {
+        lambda r: {  # odd kernels, as AlexNet's: an output of side n is a "same" conv's on n
             "n": r.randint(1, 224),
-            "k": r.randint(1, 11),
+            "k": r.choice([1, 3, 5, 7, 9, 11]),
             "p": r.randint(1, 512),
             "d": r.randint(1, 512),
         },  # fmt: skip
