@@ -1,16 +1,14 @@
 """nbgrader configuration of the course (used by instructors and by tests/test_grading.py).
 
+Preprocessors are named by string, never as class objects: Formgrader shows this configuration in
+its "Current configuration" panel, which needs it serialisable. The course's own preprocessors are
+in cnncourse/grading/nbgrader_plugins.py.
+
 The repository root is the course directory: solutions/ is nbgrader's "source" and exercises/ its
 "release", so `nbgrader generate_assignment ex01_convolution` rewrites exercises/ from solutions/.
 book/exercises.md walks through the whole workflow (release, collect, autograde, feedback, export);
 book/grading.md the one command that does it all with a jail per student (`cnncourse grade`).
 """
-
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbconvert.preprocessors.sanitize import SanitizeHTML
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
-
-from cnncourse.grading import feedback_preprocessor
 
 c = get_config()  # noqa: F821 (injected by traitlets when nbgrader loads this file)
 
@@ -22,8 +20,16 @@ c.CourseDirectory.release_directory = "exercises"
 # and grading goes on with the next cell and the next student (an infinite loop cannot stall it).
 c.Execute.timeout = 60
 # A test cell deleted from a submission is put back (and run), so the original tests always grade.
-# Edited test cells are restored by nbgrader anyway: their source is checked against the gradebook.
+# Edited test cells are restored from the gradebook; an unedited released test cell (which lacks
+# its hidden tests) is restored without nbgrader's false "checksum has changed" warning.
 c.OverwriteCells.add_missing_cells = True
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "cnncourse.grading.nbgrader_plugins.RestoreLockedCells",  # nbgrader's OverwriteCells, quiet
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
 
 # Feedback must not show hidden tests, but nbgrader's default feedback is the whole autograded
 # notebook, hidden tests and their tracebacks included. So: cut the tracebacks of cells with hidden
@@ -31,9 +37,9 @@ c.OverwriteCells.add_missing_cells = True
 # Then clean every Markdown cell and output of scripts (SanitizeHTML: bleach's allow-list; no
 # JavaScript output). `cnncourse grade` also re-writes each page without scripts (book/grading.md).
 c.GenerateFeedback.preprocessors = [
-    GetGrades,
-    feedback_preprocessor(),  # HideHiddenTracebacks
-    ClearHiddenTests,
-    SanitizeHTML,
-    CSSHTMLHeaderPreprocessor,
+    "nbgrader.preprocessors.GetGrades",
+    "cnncourse.grading.nbgrader_plugins.HideHiddenTracebacks",
+    "cnncourse.grading.nbgrader_plugins.ClearHiddenTests",
+    "nbconvert.preprocessors.sanitize.SanitizeHTML",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

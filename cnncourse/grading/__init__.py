@@ -38,14 +38,15 @@ recorded. Plain ``nbgrader autograde`` (without the command) reads the verdict f
 kernel as before: a student who replaces the checking functions there can forge a pass, and the
 code runs with the instructor's permissions.
 
-Instructors: `feedback_preprocessor` keeps hidden tests out of nbgrader's feedback
-(``nbgrader_config.py``).
+Instructors: `nbgrader_plugins` holds the preprocessors that ``nbgrader_config.py`` names (hidden
+tests kept out of feedback; released test cells restored without false alarms). A failed check
+shows in the notebook as its one sentence (`messages`, installed when this package is imported).
 
 Modules: `kernel` (the checks the test cells call, run in the student's kernel), `judge` (the
 judge process: cases, references, verdicts), `tasks` (the task catalogue, `TASKS`: one `Task`
 entry per function task, with its function's name, cases, reference, forbidden operators, case
 counts and tolerances), `answers` (one `Task` per compute answer, merged into `TASKS`),
-`feedback` (the nbgrader preprocessor and the pages' sanitiser), `jail`, `grader` and `review`
+`feedback` (the pages' sanitiser), `nbgrader_plugins`, `messages`, `jail`, `grader` and `review`
 (``cnncourse grade``).
 """
 
@@ -54,9 +55,9 @@ from __future__ import annotations
 from cnncourse.grading.catalogue import TASKS
 
 # Importing the package imports `kernel` eagerly: it takes what it needs before any student code.
-from cnncourse.grading.feedback import feedback_preprocessor as feedback_preprocessor
 from cnncourse.grading.judge import main as main
 from cnncourse.grading.kernel import CheckFailed, cases, check_answer, check_function, start_judge
+from cnncourse.grading.messages import install as _show_checks_as_sentences
 from cnncourse.grading.modules import check_module
 from cnncourse.grading.tasks import Task
 
@@ -70,3 +71,5 @@ __all__ = [
     "check_module",
     "start_judge",
 ]
+
+_show_checks_as_sentences()  # in a notebook: a failed check reads as its one sentence
