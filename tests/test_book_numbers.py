@@ -42,7 +42,10 @@ PER_CHAPTER: dict[str, dict[str, str]] = {
         "180": "rotation of a kernel by 180 degrees",
         "56": "a question's given: 56x56 maps",
     },
-    "02_parameters_and_cost": {"1024": "a hypothetical 1024x1024 input"},
+    "02_parameters_and_cost": {
+        "1024": "a hypothetical 1024x1024 input",
+        "16.3": "the slide's stated multiplication count (16.3 million), quoted in the erratum",
+    },
     "03_pooling": {
         "40": "the slides' 40x40x100 global-pooling example",
         "27": "AlexNet's 27x27 maps, a question's given",
@@ -71,6 +74,8 @@ PER_CHAPTER: dict[str, dict[str, str]] = {
         "144": "the VGG paper's VGG-19 parameter count in millions, quoted",
         "15.3": "the slides' VGG-16 multiply-adds (x 10^9), quoted in the erratum",
         "19.6": "the slides' VGG-19 multiply-adds (x 10^9), quoted in the erratum",
+        "384": "AlexNet's conv3-5 width, as the slides state it (quoted in the erratum)",
+        "13": "the slides' numbering of VGG's convolutions (13-16), quoted",
     },
     "05_inception": {
         "2014": "the ImageNet challenge that GoogLeNet won (Szegedy et al.), and its year",
@@ -130,6 +135,24 @@ PER_CHAPTER: dict[str, dict[str, str]] = {
         "7.0": "the DenseNet paper's table 2 figure for DenseNet (L=100, k=12), quoted",
         "20.27": "the slide's stated ImageNet top-1 error, quoted (not recomputable)",
         "5.17": "the slide's stated ImageNet top-5 error, quoted (not recomputable)",
+        "48": "4k = 48 inputs of the bottleneck for k = 12, a question's given",
+    },
+    "08_separable": {
+        "512": "a layer width (MobileNet's 512-channel layers)",
+        "299": "Xception's input side",
+        "728": "the width of Xception's middle flow, a given of its layout",
+        "19": "Xception's 19x19 middle-flow grid, a given of its layout",
+        "2048": "the width of Xception's exit flow, a given of its layout",
+        "1024": "the width of MobileNet v1's last layers, a given of its layout",
+        "22,855,952": "the Xception paper's table 3 parameter count, quoted and recomputed",
+        "569": "the MobileNet paper's 569 million mult-adds (table 8), quoted and recomputed",
+        "4.2": "the MobileNet paper's 4.2 million parameters (table 8), quoted and recomputed",
+        "1.19": "the MobileNet paper's table 2 share of the full conv, quoted in the erratum",
+        "1000": "ImageNet's 1000 classes (the classifier's biases)",
+        "192": "a MobileNet input side of the paper's table 7, a given",
+        "160": "a MobileNet input side of the paper's table 7, a given",
+        "56": "a question's given: a 56x56 grid",
+        "16.3": "the slide's stated multiplication count (16.3 million), quoted in the erratum",
     },
     "09_segmentation": {
         "18": "the side of the page's small classifier's input (18x18), a given",
@@ -149,6 +172,7 @@ PER_CHAPTER: dict[str, dict[str, str]] = {
     },
 }
 STRIP = [
+    r"^(?:```|~~~).*$",  # fence lines (an admonition's body is prose, and is scanned)
     r"\{glue[^}]*\}`[^`]*`",  # the figures that come from code
     r"\{[a-z:]+\}`[^`]*`",  # other roles: citations, cross-references
     r"`[^`]*`",  # inline code
@@ -171,6 +195,10 @@ def test_the_scanner_finds_a_typed_result_and_spares_the_glued_one() -> None:
     text = "The layer has 608 parameters, or {glue:text}`p:,d`; see `conv(3, 8)` and [x](a/12.md)."
     assert typed_numbers(text) == ["608"]
     assert typed_numbers("a $160\\,000$-value volume; VGG-16, ResNet-110") == ["160\\,000"]
+    # inside an admonition (a fenced directive), the prose is scanned as any other
+    assert typed_numbers(
+        "```{admonition} Erratum\n:class: note\nThe slide says 358 million.\n```"
+    ) == ["358"]
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)

@@ -135,7 +135,8 @@ def _verdict(name: str, hidden: bool, todo: list[dict], results: list[dict]) -> 
         f"{k}.shape={tuple(v['shape'])}" if isinstance(v, dict) else f"{k}={v!r}"
         for k, v in todo[i].items()
     )
-    where = "a random case" if hidden else f"cnncourse.grading.cases({name!r})[{i}]"
+    shown = "grading.modules.module_cases" if task.compare else "grading.cases"  # loadable
+    where = "a random case" if hidden else f"cnncourse.{shown}({name!r})[{i}]"
     lines = [
         f"{task.function}: {len(failures)} of {len(todo)} {kind} cases fail.",
         f"  first: {where}",
