@@ -138,6 +138,15 @@ def test_a_student_answers_one_question_and_validates(browser, tmp_path: Path) -
             TIMINGS["validate (s)"] = time.monotonic() - start
             text = dialog.inner_text()
             shot(page, "student-validate")
+            page.keyboard.press("Escape")
+            page.locator(".jp-Notebook").first.click()
+            page.keyboard.press("Control+s")
+            page.wait_for_selector(".lm-TabBar-tab.jp-mod-current:not(.jp-mod-dirty)")
+    # saving in JupyterLab keeps the kernelspec the repository commits (no stray diff)
+    saved = nbformat.read(release, as_version=4)
+    committed = nbformat.read(ROOT / "exercises" / ASSIGNMENT / release.name, as_version=4)
+    assert saved.metadata.kernelspec == committed.metadata.kernelspec
+    assert "return n - k + 1" in saved.cells[[c.source for c in saved.cells].index(source)].source
     # What Validate says: the answered question is not among the failures, the rest are
     # reported as not answered yet, each with its sentence first (no internals' traceback)
     assert "size_a" not in text.replace("check_answer", ""), text

@@ -46,7 +46,11 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
         if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
     ]
     assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
-    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    # exactly what JupyterLab writes on save (ipykernel's own spec): saving leaves no stray diff
+    from ipykernel.kernelspec import get_kernel_dict
+
+    spec = {"display_name": get_kernel_dict()["display_name"], "language": "python"}
+    assert nb.metadata.get("kernelspec") == {**spec, "name": "python3"}
 
 
 def test_there_are_notebooks_to_check() -> None:
