@@ -9,6 +9,7 @@ does in its jail must not reach the gradebook, the course config, other students
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -302,3 +303,39 @@ def test_feedback_is_safe_to_return(graded) -> None:
         assert not [o for o in others if re.search(rf"autograded/{o}\b", page)]
     untouched = (course / "feedback" / "untouched" / EX01 / f"{EX01}.html").read_text()
     assert not [line for line in secret if line in untouched]
+
+
+def test_what_collect_cannot_grade_gets_an_audit_and_a_zero_row(tmp_path: Path) -> None:
+    """A download with no student id, and a student whose notebook is not a notebook: neither is
+    dropped silently. Each has an audit record and a line in the summary; the student has a row
+    with 0 points in grades.csv."""
+    course = tmp_path / "course"
+    course.mkdir()
+    config = (ROOT / "nbgrader_config.py").read_text()
+    regexp = r"'.*/(?P<student_id>[a-z]+)_(?P<file_id>.*)'"  # ids in lower case, then "_"
+    config += f"\nc.FileNameCollectorPlugin.named_regexp = r{regexp}\n"
+    (course / "nbgrader_config.py").write_text(config)
+    shutil.copytree(ROOT / "solutions" / EX01, course / "solutions" / EX01)
+    nbgrader(course, "generate_assignment", EX01)
+    archive = course / "downloaded" / EX01 / "archive"
+    archive.mkdir(parents=True)
+    shutil.copy(course / "exercises" / EX01 / f"{EX01}.ipynb", archive / "Mystery Copy.ipynb")
+    (course / "submitted" / "carol" / EX01).mkdir(parents=True)
+    (course / "submitted" / "carol" / EX01 / f"{EX01}.ipynb").write_text("{not a notebook")
+    env = {**os.environ, "PATH": f"{CNNCOURSE.parent}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.run(
+        [str(CNNCOURSE), "grade", EX01, "--course", str(course)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    audits = {p.name: json.loads(p.read_text()) for p in (course / "audit" / EX01).glob("*.json")}
+    mystery = [a for name, a in audits.items() if "Mystery" in name]
+    assert len(mystery) == 1 and mystery[0]["status"] == "not graded", audits
+    assert "no student id" in mystery[0]["reason"]
+    assert audits["carol.json"]["status"] in ("failed", "not graded"), audits["carol.json"]
+    assert "Mystery" in run.stdout and "carol:" in run.stdout, run.stdout
+    with open(course / "grades.csv", newline="") as f:
+        rows = {row["student_id"]: row for row in csv.DictReader(f)}
+    assert "carol" in rows and float(rows["carol"]["score"]) == 0, rows

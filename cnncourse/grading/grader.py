@@ -44,6 +44,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -69,8 +70,12 @@ _RUNS: dict[str, dict] = {}  # what JudgedExecute saw, by student (read by `_gra
 
 
 def audit_path(course: Path, assignment: str, student: str) -> Path:
-    """Where the audit record of one submission goes: ``audit/<assignment>/<student>.json``."""
-    return Path(course) / "audit" / assignment / f"{student}.json"
+    """Where the audit record of one submission goes: ``audit/<assignment>/<student>.json``.
+
+    A file collect could not attribute (``?<where it is>``) is named after its path, made safe.
+    """
+    name = re.sub(r"[^\w.@-]", "_", student) if student.startswith("?") else student
+    return Path(course) / "audit" / assignment / f"{name}.json"
 
 
 def trusted_checks(source: str) -> list[tuple[str, bool]]:
@@ -406,6 +411,15 @@ def _run_workers(
         return dict(zip(students, pool.map(one, students), strict=True))
 
 
+def _enrol(course: Path, students: list[str]) -> None:
+    """Put `students` in the gradebook (no submission: grades.csv then shows them with 0)."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for student in students:
+            gb.update_or_create_student(student)
+
+
 def _export(course: Path, config: Any, path: Path) -> None:
     from nbgrader.api import Gradebook
     from nbgrader.plugins import CsvExportPlugin
@@ -460,6 +474,14 @@ def grade(
             first = records[student].get("score")
             record["verify"] = {"first": first, "second": record.get("score"), "changed": changed}
         records = again
+    # what collect could not grade: a file with no student id ("?<where>"), a student whose only
+    # notebook is unreadable. Each gets an audit record and a line in the summary; a known student
+    # not graded goes into the gradebook, so that grades.csv shows them with 0, not without a row
+    for key, repair in repairs.items():
+        if key != "*" and key not in records and repair.get("status") == "failed":
+            records[key] = {"student": key, "assignment": assignment, "status": "not graded"}
+            records[key]["reason"] = repair.get("reason", "collect found no gradable notebook")
+    _enrol(course, [k for k, r in records.items() if r["status"] != "graded" and k[0] != "?"])
     config = _config(course, timeout, jailed)
     api = _api(course, config)
     for student, record in records.items():
@@ -476,6 +498,8 @@ def grade(
     _export(course, config, course / "grades.csv")
     for student, record in records.items():
         line = f"{student}: {record['status']}"
+        if record["status"] == "not graded":
+            line += f" ({record['reason'][:200]})"
         if record.get("score") is not None:
             line += f", {record['score']:g} points"
         if record.get("review"):
