@@ -179,3 +179,14 @@ def test_without_bwrap_the_jail_refuses_with_a_clear_message(monkeypatch, tmp_pa
     broken.chmod(0o755)
     with pytest.raises(jail.JailError, match="No permissions to create new namespace"):
         jail.probe()
+
+
+def test_an_environment_under_tmp_or_home_stays_visible(monkeypatch, tmp_path) -> None:
+    """A clone (and its .venv) under /tmp or /home, as CI makes one: the jail's empty /tmp and
+    /home must not hide it. Every readable path is bound after those empty folders."""
+    inside = [Path("/tmp/some-clone/.venv"), Path("/home/teacher/course/.venv")]
+    monkeypatch.setattr(jail, "_readable_paths", lambda: inside)
+    cmd = jail.Jail(work=tmp_path / "w", ipc=tmp_path / "i").command(["true"])
+    last_tmpfs = max(i for i, a in enumerate(cmd) if a == "--tmpfs")
+    for path in inside:
+        assert cmd.index(str(path)) > last_tmpfs, cmd

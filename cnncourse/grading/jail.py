@@ -130,10 +130,11 @@ class Jail:
                 cmd += ["--symlink", os.readlink(folder), folder]
             elif os.path.isdir(folder):
                 cmd += ["--ro-bind", folder, folder]
-        for path in _readable_paths():
-            cmd += ["--ro-bind", str(path), str(path)]
         cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/home"]
         cmd += ["--dir", HOME, "--tmpfs", "/run", "--tmpfs", "/var"]
+        # after the empty /tmp and /home: an environment or a clone under them stays visible
+        for path in _readable_paths():
+            cmd += ["--ro-bind", str(path), str(path)]
         # the two folders of this submission, at the paths the grader knows them by
         cmd += ["--bind", str(self.work), str(self.work), "--bind", str(self.ipc), str(self.ipc)]
         env = {k: os.environ[k] for k in KEEP_ENV if k in os.environ}
