@@ -22,7 +22,7 @@ import zlib
 from typing import Any
 
 from cnncourse.grading.catalogue import TASKS
-from cnncourse.grading.tasks import Task
+from cnncourse.grading.tasks import Task, first_wrong
 
 
 def _canon(value: Any) -> Any:
@@ -71,18 +71,10 @@ def _problem(got: dict, want: Any, task: Task, hidden: bool) -> str | None:
     expected, shape = want.reshape(-1).tolist(), list(want.shape)
     if got["shape"] != shape or len(got["values"]) != len(expected):
         return f"its output has shape {tuple(got['shape'])}, expected {tuple(shape)}"
-    bad = [
-        i
-        for i, (a, b) in enumerate(zip(got["values"], expected, strict=True))
-        if not abs(a - b) <= task.atol + task.rtol * abs(b)
-    ]
-    if not bad:
+    if (found := first_wrong(got["values"], expected, shape, task.atol, task.rtol)) is None:
         return None
-    index, rest = [], bad[0]
-    for dim in reversed(shape):
-        index, rest = [rest % dim, *index], rest // dim
-    a, b = got["values"][bad[0]], expected[bad[0]]
-    wrong = f"{len(bad)} of {len(expected)} values are wrong; at {index} got {a:.5g}"
+    count, index, a, b = found
+    wrong = f"{count} of {len(expected)} values are wrong; at {index} got {a:.5g}"
     return wrong + f", expected {b:.5g}" * show
 
 

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cnncourse.grading import kernel
-from cnncourse.grading.tasks import Task, _t
+from cnncourse.grading.tasks import Task, _t, first_wrong
 
 __all__ = ["check_module", "module_task", "module_cases", "answer", "RESERVED"]
 
@@ -145,18 +145,10 @@ def _compare(atol: float, rtol: float, got: dict, want: dict, show: bool) -> str
     expected, shape = out.reshape(-1).tolist(), list(out.shape)
     if got["shape"] != shape:
         return f"its output has shape {tuple(got['shape'])}, expected {tuple(shape)}"
-    bad = [
-        i
-        for i, (a, b) in enumerate(zip(got["values"], expected, strict=True))
-        if not abs(a - b) <= atol + rtol * abs(b)
-    ]
-    if not bad:
+    if (found := first_wrong(got["values"], expected, shape, atol, rtol)) is None:
         return None
-    index, rest = [], bad[0]
-    for dim in reversed(shape):
-        index, rest = [rest % dim, *index], rest // dim
-    a, b = got["values"][bad[0]], expected[bad[0]]
-    wrong = f"{len(bad)} of {len(expected)} output values are wrong; at {index} got {a:.5g}"
+    count, index, a, b = found
+    wrong = f"{count} of {len(expected)} output values are wrong; at {index} got {a:.5g}"
     wrong += f", expected {b:.5g}" * show
     if want["mode"] == "train":
         wrong += " (in train mode: batch norm normalises with the batch's own statistics)"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-__all__ = ["Task", "FUNCTION_TASKS", "SLIDES_X", "SLIDES_W"]
+__all__ = ["Task", "FUNCTION_TASKS", "SLIDES_X", "SLIDES_W", "first_wrong"]
 
 
 def aten_ops(pattern: str) -> frozenset[str]:
@@ -91,6 +91,24 @@ def _distinct(r: random.Random, *shape: int) -> dict:
     size = math.prod(shape)
     values = r.sample(range(-4 * size, 4 * size), size)
     return {"shape": list(shape), "values": [v / 4 for v in values]}
+
+
+def first_wrong(
+    values: list[float], expected: list[float], shape: list[int], atol: float, rtol: float
+) -> tuple[int, list[int], float, float] | None:
+    """Where flat `values` differ from `expected` (value b is right within atol + rtol * |b|):
+    (how many are wrong, the index of the first in `shape`, its value, the expected one)."""
+    bad = [
+        i
+        for i, (a, b) in enumerate(zip(values, expected, strict=True))
+        if not abs(a - b) <= atol + rtol * abs(b)
+    ]
+    if not bad:
+        return None
+    index, rest = [], bad[0]
+    for dim in reversed(shape):
+        index, rest = [rest % dim, *index], rest // dim
+    return len(bad), index, values[bad[0]], expected[bad[0]]
 
 
 def _decode(case: dict, dtype: Any) -> dict[str, Any]:
