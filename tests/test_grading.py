@@ -764,7 +764,12 @@ def grade_course(course: Path, assignments: dict[str, list[str]]) -> None:
             nbformat.write(SUBMISSIONS[student](*pair), folder / f"{a}.ipynb")
         # nbgrader gives up on a kernel that ignores the interrupt: that student is reported as
         # failed (score 0, flagged for manual grading) and the command exits with status 1
-        log = nbgrader(course, "autograde", a, f"--Execute.timeout={TIMEOUT}", ok=False)
+        # kernels over unix sockets: the courses grade side by side, and kernels that pick free TCP
+        # ports at the same moment can collide ("Kernel died before replying to kernel_info")
+        # (each course its own absolute socket prefix: the kernel runs in the notebook's folder)
+        ipc = ("--KernelManager.transport=ipc", f"--KernelManager.ip={course / 'kernel'}")
+        log = nbgrader(course, "autograde", a, f"--Execute.timeout={TIMEOUT}", *ipc, ok=False)
+        assert "running over TCP" not in log, log[-2000:]
         failed = set(re.findall(r"error processing assignment '\S+' for student '(\S+)'", log))
         assert failed == ({"stubborn"} & set(students)), log[-5000:]
         nbgrader(course, "generate_feedback", a)
