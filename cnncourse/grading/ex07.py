@@ -1,4 +1,4 @@
-"""Exercise 7, DenseNet: its compute answers and module/function tasks (being written)."""
+"""Exercise 7, DenseNet: its tasks (being written)."""
 
 from __future__ import annotations
 

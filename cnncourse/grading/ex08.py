@@ -1,4 +1,4 @@
-"""Exercise 8, depthwise-separable convolutions: its compute answers and module/function tasks (being written)."""
+"""Exercise 8, depthwise-separable convolutions: its tasks (being written)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Exercise 9, segmentation (FCN, U-Net): its compute answers and module/function tasks (being written)."""
+"""Exercise 9, segmentation (FCN, U-Net): its tasks (being written)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Exercise 10, comparing architectures: its compute answers and module/function tasks (being written)."""
+"""Exercise 10, comparing architectures: its tasks (being written)."""
 
 from __future__ import annotations
 
