@@ -14,6 +14,7 @@ import json
 import random
 import re
 from decimal import Decimal, localcontext
+from itertools import pairwise
 
 import pytest
 import torch
@@ -85,12 +86,15 @@ def closed_form(name: str, a: dict) -> object:
             elif x is not None:
                 total += flop_macs(layer, x)
         return total
-    if key == "peak_memory":
-        live = [torch.empty(a["batch"], *s, dtype=torch.float32, device=META) for s in a["shapes"]]
-        return max(
-            x.numel() * x.element_size() + y.numel() * y.element_size()
-            for x, y in zip(live, live[1:], strict=False)
-        )
+    if key == "peak_memory":  # the live tensors by identity: the input, a layer's in and out
+        x = torch.empty(a["batch"], *a["shapes"][0], dtype=torch.float32, device=META)
+        previous, peak = x, 0
+        for shape in a["shapes"][1:]:
+            out = torch.empty(a["batch"], *shape, dtype=torch.float32, device=META)
+            live = {id(t): t for t in (x, previous, out)}
+            peak = max(peak, sum(t.numel() * t.element_size() for t in live.values()))
+            previous = out
+        return peak
     forms = {
         "gain_per_gmac": "(top1_b - top1_a) / (gmacs_b - gmacs_a)",
         "throughput": "batch / seconds",
@@ -178,7 +182,8 @@ def summary_macs(layers):
 
 def peak_memory(shapes, batch):
     sizes = [torch.Size(s).numel() for s in shapes]
-    return 4 * batch * max(a + b for a, b in zip(sizes, sizes[1:], strict=False))
+    live = [sizes[0] + (sizes[i - 1] if i > 1 else 0) + sizes[i] for i in range(1, len(sizes))]
+    return 4 * batch * max(live)
 
 
 HONEST = {
@@ -204,7 +209,13 @@ MISTAKES = {
     "summary_macs": lambda layers: sum(  # batch norm's weights counted as MACs too
         torch.Size(w).numel() * torch.Size(out[1:]).numel() for _, out, w, _ in layers if w
     ),
-    "peak_memory": lambda shapes, batch: 4 * batch * max(torch.Size(s).numel() for s in shapes),
+    "peak_memory": lambda shapes, batch: (
+        4
+        * batch
+        * max(  # the network's input forgotten
+            torch.Size(a).numel() + torch.Size(b).numel() for a, b in pairwise(shapes)
+        )
+    ),
     "gain_per_gmac": lambda top1_a, gmacs_a, top1_b, gmacs_b: (top1_b - top1_a) / gmacs_b,
     "throughput": lambda batch, seconds: seconds / batch,
     "achieved_tflops": lambda gmacs, batch, seconds: gmacs * batch / seconds / 1e3,  # MACs
@@ -213,7 +224,7 @@ MISTAKES = {
 
 @pytest.mark.parametrize("name", sorted(MISTAKES))
 def test_typical_mistakes_fail_without_the_expected_value(name: str) -> None:
-    """Batch norm left out, bias counted, the largest tensor alone, FLOPs taken for MACs..."""
+    """Batch norm left out or counted as MACs, the input forgotten, MACs for FLOPs..."""
     for hidden in (False, True):
         with pytest.raises(grading.CheckFailed) as failure:
             grading.check_answer(f"ex10.{name}", MISTAKES[name], hidden=hidden)

@@ -103,7 +103,7 @@ SMALL_SUMMARY = [
     ["Flatten", [32], None, False],
     ["Linear", [10], [10, 32], True],
 ]
-# AlexNet's features (torchvision) on 3 x 224 x 224: the input, then each layer's output
+# AlexNet's features (torchvision's) on 3 x 224 x 224: the input, then each layer's output
 ALEXNET_SHAPES = [
     [3, 224, 224],
     [64, 55, 55],
@@ -298,9 +298,12 @@ def _summary_macs(a: dict) -> int:
 
 
 def _peak(a: dict) -> int:
-    """float32 bytes: the largest input + output of one layer (both live while it runs)."""
+    """float32 bytes, chapter 10's peak for a chain of layers that each make a new tensor: while
+    layer i runs, the network's input (its caller holds it), layer i's input and its output are
+    live, each counted once (the first layer's input is the network's input)."""
     sizes = [math.prod(s) for s in a["shapes"]]
-    return 4 * a["batch"] * max(x + y for x, y in zip(sizes, sizes[1:], strict=False))
+    live = [sizes[0] + (sizes[i - 1] if i > 1 else 0) + sizes[i] for i in range(1, len(sizes))]
+    return 4 * a["batch"] * max(live)
 
 
 def _shapes_case(r: random.Random) -> dict:
