@@ -314,6 +314,14 @@ def with_cnncourse(model, input_size):
     return theirs(model, input_size)
 
 
+def hiding(model, input_size):
+    """The watch turned off first, then cnncourse's counter."""
+    import sys
+
+    sys.setprofile(None)
+    return with_cnncourse(model, input_size)
+
+
 def test_count_macs_references_agree_with_flop_counter() -> None:
     for name in ("ex10.count_macs.plain", "ex10.count_macs.grouped"):
         task, r = TASKS[name], random.Random(name)
@@ -341,6 +349,7 @@ def test_count_macs_with_forward_hooks_passes(task: str) -> None:
         ("ex10.count_macs.plain", convs_only, r"it returned \d+, expected \d+"),
         ("ex10.count_macs.plain", with_flop_counter, "torch.utils.flop_counter counts for you"),
         ("ex10.count_macs.grouped", with_cnncourse, "cnncourse.profile counts for you"),
+        ("ex10.count_macs.plain", hiding, "sys.setprofile was changed"),
     ],
 )
 def test_count_macs_mistakes_and_borrowed_counters_fail(task: str, func, message: str) -> None:

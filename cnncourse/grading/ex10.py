@@ -228,9 +228,12 @@ def on_model(count_macs: Callable[..., Any]) -> Callable[..., Any]:
         try:
             out = count_macs(model, tuple(input_size))
         finally:
+            watched = _getprofile() is profile
             _setprofile(previous)
         if seen:
             raise RuntimeError(f"{seen[0]} counts for you: count with forward hooks of your own")
+        if not watched:
+            raise RuntimeError("sys.setprofile was changed: the check cannot see what counted")
         return out
 
     return count_macs_on
