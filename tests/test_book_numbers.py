@@ -170,6 +170,18 @@ PER_CHAPTER: dict[str, dict[str, str]] = {
         "572": "the U-Net paper's input tile (its figure 1)",
         "570": "a question's given: a tile side that U-Net refuses",
     },
+    "10_comparing": {
+        "2016": "the year of Canziani et al.'s comparison, a citation",
+        "1.8": "the slides' ResNet-18 operation count, quoted in the erratum",
+        "3.6": "the slides' ResNet-34 operation count, quoted in the erratum",
+        "3.8": "the slides' ResNet-50 operation count, quoted in the erratum",
+        "7.6": "the slides' ResNet-101 operation count, quoted in the erratum",
+        "11.3": "the slides' ResNet-152 operation count, quoted in the erratum",
+        "15.3": "the slides' VGG-16 operation count, quoted in the erratum",
+        "19.6": "the slides' VGG-19 operation count, quoted in the erratum",
+        "6.67": "the slides' GoogLeNet top-5 error (ILSVRC entry), quoted in the erratum",
+        "16.4": "the slides' AlexNet top-5 error (ILSVRC entry), quoted in the erratum",
+    },
 }
 STRIP = [
     r"^(?:```|~~~).*$",  # fence lines (an admonition's body is prose, and is scanned)
