@@ -306,18 +306,58 @@ def test_border_weight_at_one_pixel(g) -> None:
 # The small U-Net
 
 
+def test_small_unet_measures_from_its_confusion_matrix(g) -> None:
+    """The page's accuracy and IoUs, recomputed from the confusion matrix it glued, whose rows
+    must hold every pixel of the test masks, regenerated here, under its true class."""
+    _, masks = make_shapes_seg(g["n_test"], image_size=32, seed=0, split="test")
+    n = len(SEG_SHAPE_NAMES) + 1
+    conf = torch.tensor(g["unet_confusion"], dtype=torch.float64)
+    assert conf.shape == (n, n)
+    assert conf.sum(1).tolist() == torch.bincount(masks.flatten(), minlength=n).tolist()
+    hits = conf.diag()
+    ious = [float(hits[c] / (conf[c].sum() + conf[:, c].sum() - hits[c])) for c in range(n)]
+    assert g["unet_acc"] == pytest.approx(float(hits.sum() / conf.sum()))
+    assert g["unet_miou"] == pytest.approx(sum(ious) / n)
+    assert g["unet_iou_bg"] == pytest.approx(ious[0])
+    by_shape = dict(zip(SEG_SHAPE_NAMES, ious[1:], strict=True))
+    assert g["best_shape"] == max(by_shape, key=by_shape.get)
+    assert g["worst_shape"] == min(by_shape, key=by_shape.get)
+    assert g["best_shape_iou"] == pytest.approx(max(by_shape.values()))
+    assert g["worst_shape_iou"] == pytest.approx(min(by_shape.values()))
+    # The page's largest confusion: the largest share of one shape's pixels given to another.
+    share, t, p = max(
+        (float(conf[t, p] / conf[t].sum()), t, p)
+        for t in range(1, n)
+        for p in range(1, n)
+        if t != p
+    )
+    assert (g["confused_true"], g["confused_pred"]) == (
+        SEG_SHAPE_NAMES[t - 1],
+        SEG_SHAPE_NAMES[p - 1],
+    )
+    assert g["confused_share"] == pytest.approx(share)
+    # The page's claims: every kind of shape loses more pixels to the other kinds than to the
+    # background, and most wrong pixels are shape pixels given another shape's class.
+    for t in range(1, n):
+        assert conf[t, 1:].sum() - conf[t, t] > conf[t, 0], SEG_SHAPE_NAMES[t - 1]
+    wrong = conf.sum() - hits.sum()
+    shape_for_shape = conf[1:, 1:].sum() - hits[1:].sum()
+    assert shape_for_shape > wrong / 2
+
+
 def test_small_unet_beats_all_background(g) -> None:
-    _, masks = make_shapes_seg(500, image_size=32, seed=0, split="test")
+    _, masks = make_shapes_seg(g["n_test"], image_size=32, seed=0, split="test")
     background = float((masks == 0).float().mean())
-    assert g["n_test"] == len(masks)
+    assert g["n_test"] == len(masks) == 500
     assert g["base_acc"] == pytest.approx(background)
     assert g["base_miou"] == pytest.approx(background / (len(SEG_SHAPE_NAMES) + 1))
+    assert g["n_steps"] == g["n_epochs"] * math.ceil(g["n_train"] / g["batch_size"])
+    # The page's claims: more pixels right than the baseline, a mean IoU several times its
+    # own, and every kind of shape with an IoU above one half, below the background's.
     assert g["unet_acc"] > g["base_acc"]
-    assert g["unet_miou"] > g["base_miou"] + 0.05
-    assert g["best_shape"] in SEG_SHAPE_NAMES and g["worst_shape"] in SEG_SHAPE_NAMES
-    assert g["best_shape"] != g["worst_shape"]
-    # the page: where the shapes are is learned far better than which shape each one is
-    assert g["unet_iou_bg"] > g["best_shape_iou"] >= g["worst_shape_iou"]
+    assert g["miou_ratio"] == pytest.approx(g["unet_miou"] / g["base_miou"])
+    assert g["miou_ratio"] > 3
+    assert g["unet_iou_bg"] > g["best_shape_iou"] >= g["worst_shape_iou"] > 0.5
 
 
 def test_question_values(g) -> None:
