@@ -12,8 +12,9 @@ rights of whoever runs the benchmark. Each grader gets its own temporary course 
 notebooks: the plain one receives them already collected (`collect`, untimed; nbgrader alone
 would skip a misnamed one), `cnncourse grade` collects them itself (timed). The plain time is
 ``nbgrader autograde`` alone; the jailed time is the whole command (collect, jailed autograde
-with the judge, feedback, export, audit), so the ratio is an upper bound. With ``--rounds 2`` or
-more the two graders alternate, so that a change in the machine's load hits both.
+with the judge, feedback, export, audit), so the ratio is an upper bound. The two graders take
+turns (which one goes first changes with each assignment and each round: use ``--rounds 2``),
+so that a change in the machine's load hits both; each round's times are printed.
 """
 
 from __future__ import annotations
@@ -73,20 +74,25 @@ def command(course: Path, *args: object) -> float:
     return seconds
 
 
-def one_round(base: Path, timeout: int) -> dict[str, float]:
-    """Seconds of each grader over all the cases, one course per grader and assignment."""
+def one_round(base: Path, timeout: int, plain_first: bool = True) -> dict[str, float]:
+    """Seconds of each grader over all the cases, one course per grader and assignment; the two
+    graders take turns (`plain_first`: which one starts the first assignment, then they swap)."""
     spent = {"nbgrader autograde": 0.0, "cnncourse grade": 0.0}
-    for assignment in corpus.ASSIGNMENTS:
+    for i, assignment in enumerate(corpus.ASSIGNMENTS):
         plain = course_with(base / "plain" / assignment, assignment)
         collect(plain, assignment)  # what nbgrader would not find by itself
-        spent["nbgrader autograde"] += command(
-            plain, BIN / "nbgrader", "autograde", assignment, f"--Execute.timeout={timeout}"
-        )
         jailed = course_with(base / "jailed" / assignment, assignment)
-        spent["cnncourse grade"] += command(
-            jailed, BIN / "cnncourse", "grade", assignment, "--course", jailed,
-            "--timeout", timeout,
-        )  # fmt: skip
+        runs = {
+            "nbgrader autograde": [
+                plain, BIN / "nbgrader", "autograde", assignment, f"--Execute.timeout={timeout}"
+            ],
+            "cnncourse grade": [
+                jailed, BIN / "cnncourse", "grade", assignment, "--course", jailed,
+                "--timeout", timeout,
+            ],
+        }  # fmt: skip
+        for name in list(runs) if plain_first == (i % 2 == 0) else list(runs)[::-1]:
+            spent[name] += command(*runs[name])
     return spent
 
 
@@ -110,8 +116,10 @@ def main() -> None:
     totals = {"nbgrader autograde": 0.0, "cnncourse grade": 0.0}
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as folder:
         for r in range(args.rounds):
-            for name, seconds in one_round(Path(folder) / f"round{r}", args.timeout).items():
+            spent = one_round(Path(folder) / f"round{r}", args.timeout, plain_first=r % 2 == 0)
+            for name, seconds in spent.items():
                 totals[name] += seconds
+            print(f"round {r + 1}: " + ", ".join(f"{k} {v:.0f} s" for k, v in spent.items()))
     n = len(CASES) * args.rounds
     plain, jailed = totals["nbgrader autograde"] / n, totals["cnncourse grade"] / n
     after = os.getloadavg()

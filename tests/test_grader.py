@@ -158,6 +158,61 @@ def test_trusted_checks_reads_the_calls_of_a_test_cell() -> None:
     assert grader.trusted_checks(source) == [("ex01.size_a", False), ("conv2d.basic", True)]
 
 
+def test_a_reused_judge_keeps_nothing_of_the_previous_submission(tmp_path: Path) -> None:
+    """A worker's judge serves its submissions one after another: each gets its own socket and an
+    empty state; the socket of the one before, its connections, cases and verdicts are gone."""
+    import socket
+
+    def ask(conn, request: dict) -> dict:
+        conn.sendall((json.dumps(request) + "\n").encode())
+        return json.loads(conn.makefile("r").readline())
+
+    judge = grader._Judge()
+    try:
+        first, second = tmp_path / "a", tmp_path / "b"
+        first.mkdir(), second.mkdir()
+        path = judge.open(first)
+        assert judge.ask({"op": "cell", "grade_id": "test_a"}) == {"cell": "test_a"}
+        old = socket.socket(socket.AF_UNIX)
+        old.connect(str(path))
+        sent = ask(old, {"op": "cases", "task": "output_size", "hidden": True})
+        token = sent["token"]
+        wrong = [{"value": -1}] * len(sent["cases"])
+        assert ask(old, {"op": "judge", "token": token, "results": wrong})["passed"] is False
+        assert ask(old, {"op": "record"})["error"].startswith("ValueError")  # control: stdin only
+        again = ask(old, {"op": "cases", "task": "output_size", "hidden": True})["token"]
+        assert list(judge.ask({"op": "record"})["record"]) == ["test_a"]
+        judge.release()
+        assert old.recv(1) == b""  # the earlier submission's connection is closed
+        assert not path.exists() or not _connects(path)
+        path = judge.open(second)
+        assert path.parent == second
+        assert judge.ask({"op": "record"}) == {"record": {}}  # no verdict carried over
+        new = socket.socket(socket.AF_UNIX)
+        new.connect(str(path))
+        late = ask(new, {"op": "judge", "token": again, "results": wrong})  # a case sent before
+        assert late["error"].startswith("KeyError"), late
+        fresh = ask(new, {"op": "cases", "task": "output_size", "hidden": True})
+        assert fresh["token"] not in (token, again) and fresh["cases"] != sent["cases"]
+        assert judge.ask({"op": "record"}) == {"record": {}}  # no cell set: nothing recorded
+        new.close()
+    finally:
+        judge.close()
+
+
+def _connects(path: Path) -> bool:
+    import socket
+
+    probe = socket.socket(socket.AF_UNIX)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
 def test_review_flags_what_can_hide_from_the_guard() -> None:
     nb = nbformat.v4.new_notebook()
     code = [

@@ -11,17 +11,20 @@ or release folder, ``gradebook.db``)::
    ``submitted/<student>/<assignment>/<assignment>.ipynb`` and repairs its metadata and cells from
    the release; what it repaired goes into the audit record.
 2. **Autograde**, each submission on its own: nbgrader's autograde with `JudgedExecute` in place
-   of nbgrader's ``Execute``. The grader starts one judge per submission (outside any jail) and
-   talks to it over a pipe; the student's kernel runs in a bubblewrap jail
-   (`cnncourse.grading.jail`) and reaches that judge only through a unix socket bind-mounted
-   into the jail (the environment variable ``CNNCOURSE_JUDGE_SOCKET`` names it). Before each
-   cell the grader tells the judge, out of band, which cell runs (its ``grade_id``); the judge
-   records per ``grade_id`` which checks passed. After the run, each test cell's outputs are set
-   from that record (the checks its trusted source, from the gradebook, calls: every one must
-   have passed, on hidden cases drawn fresh), so the points nbgrader stores never come from what
-   the student's kernel printed.
-3. **Feedback**: nbgrader's ``generate_feedback`` with this course's preprocessors, then every
-   page sanitised (`cnncourse.grading.feedback.sanitise_html`).
+   of nbgrader's ``Execute``, in worker processes (``grader worker``, one per CPU, at most 4)
+   that import nbgrader once and grade the students they are handed one after another. Each
+   worker starts one judge (outside any jail: torch imported once) and talks to it over a pipe;
+   each submission's kernel runs in a jail of its own (`cnncourse.grading.jail`) and reaches
+   the judge only through a unix socket made for that submission in its jail's folder (the
+   environment variable ``CNNCOURSE_JUDGE_SOCKET`` names it); when the submission ends, that
+   socket and its connections are closed and the judge's state (cases sent, verdicts) emptied.
+   Before each cell the grader tells the judge, out of band, which cell runs (its
+   ``grade_id``); the judge records per ``grade_id`` which checks passed. After the run, each
+   test cell's outputs are set from that record (the checks its trusted source, from the
+   gradebook, calls: every one must have passed, on hidden cases drawn fresh), so the points
+   nbgrader stores never come from what the student's kernel printed.
+3. **Feedback**: nbgrader's ``generate_feedback`` with this course's preprocessors, one pass for
+   the students graded, then every page sanitised (`cnncourse.grading.feedback.sanitise_html`).
 4. **Export**: ``grades.csv`` in the course folder (nbgrader's CSV exporter).
 5. **Audit**: ``audit/<assignment>/<student>.json`` per submission: the jail (or "none", with
    ``--no-jail``), wall time, peak memory, exit reason, the verdict source and points of every
@@ -45,9 +48,11 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -66,6 +71,7 @@ _JUDGE_CMD = [
     "import sys; sys.path[:0] = sys.argv[2:]; "
     "from cnncourse.grading.judge import main; main(['serve', '--socket', sys.argv[1]])",
 ]
+_STOPPED = ("KeyboardInterrupt", "CellTimeoutError")  # a cell stopped at its time limit
 _RUNS: dict[str, dict] = {}  # what JudgedExecute saw, by student (read by `_grade_one`)
 
 
@@ -100,32 +106,80 @@ def trusted_checks(source: str) -> list[tuple[str, bool]]:
 
 
 class _Judge:
-    """The grader's judge for one submission: a process outside the jail, a socket into it."""
+    """The grader's judge: a process outside every jail, reached from a jail through a socket.
 
-    def __init__(self, folder: Path) -> None:
-        self.socket = folder / "judge.sock"
+    A worker starts one and keeps it for all its submissions (torch is imported once): `open`
+    gives each submission a fresh socket in its jail's folder and a fresh state (no connection,
+    case or verdict of an earlier submission is left), `release` closes that socket and empties
+    the state again when the submission ends. The judge handles only plain data (JSON lines)
+    from the kernel; its control requests come from this process, over its stdin.
+    """
+
+    def __init__(self) -> None:
         package = str(Path(__file__).resolve().parents[2])
+        self.socket: Path | None = None
         self.process = subprocess.Popen(
-            [*_JUDGE_CMD, str(self.socket), package],
+            [*_JUDGE_CMD, "", package],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
             start_new_session=True,  # out of reach of the signals sent to the kernel's group
         )
-        ready = self.process.stdout.readline()
-        if '"ready"' not in ready:
-            self.close()
-            raise RuntimeError(f"the grader's judge did not start ({ready.strip()!r})")
+        self._ready = False
+
+    def _wait_ready(self) -> None:
+        if not self._ready:
+            ready = self.process.stdout.readline()
+            if '"ready"' not in ready:
+                self.close()
+                raise RuntimeError(f"the grader's judge did not start ({ready.strip()!r})")
+            self._ready = True
+
+    def open(self, folder: Path) -> Path:
+        """A fresh state, listening on a socket in `folder` (a jail's ``ipc``); the socket."""
+        self._wait_ready()
+        self.socket = folder / "judge.sock"
+        reply = self.ask({"op": "socket", "path": str(self.socket)})
+        if "ready" not in reply:
+            raise RuntimeError(f"the grader's judge cannot listen: {reply}")
+        return self.socket
+
+    def release(self) -> None:
+        """Close the submission's socket and connections; forget its state."""
+        self.ask({"op": "socket", "path": None})
+        self.socket = None
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
     def ask(self, request: dict) -> dict:
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
-        return json.loads(self.process.stdout.readline())
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the grader's judge stopped")
+        return json.loads(line)
 
     def close(self) -> None:
         self.process.kill()
         self.process.wait()
+
+
+_JUDGES: list[_Judge] = []  # this process's judge, once started (`_judge`)
+
+
+def _judge() -> _Judge:
+    """This process's judge: the one started before, if it still runs, or a new one."""
+    if not _JUDGES or not _JUDGES[0].alive():
+        _JUDGES[:] = [_Judge()]
+    return _JUDGES[0]
+
+
+def _drop_judge() -> None:
+    """End this process's judge (a failed submission must not leave a judge in a doubtful state)."""
+    while _JUDGES:
+        _JUDGES.pop().close()
 
 
 def _error(ename: str, evalue: str) -> Any:
@@ -164,6 +218,7 @@ def judged_execute_class() -> type:
         def preprocess(self, nb: Any, resources: Any = None, km: Any = None) -> tuple:
             info = resources["nbgrader"]
             started, self._lost, self._sizes, self._done = time.time(), {}, {}, []
+            self._stopped = {}  # cells interrupted at the time limit (the kernel lived on)
             self._trusted = {}
             with Gradebook(info["db_url"]) as gb:
                 for cell in nb.cells:
@@ -178,9 +233,16 @@ def judged_execute_class() -> type:
                         self._trusted[meta["grade_id"]] = source
             self._jail = jail.Jail(jail.Limits(output_bytes=self.output_bytes))
             self._km_class = jail.kernel_manager_class() if self.jailed else None
-            self._judge, self._peak = _Judge(self._jail.ipc), 0
-            self._jail.env[JUDGE_SOCKET_ENV] = str(self._judge.socket)
-            os.environ[JUDGE_SOCKET_ENV] = str(self._judge.socket)  # --no-jail: inherited
+            self._peak = 0
+            try:
+                self._judge = _judge()
+                socket = self._judge.open(self._jail.ipc)
+            except (RuntimeError, OSError):  # a judge that broke: a new one, once
+                _drop_judge()
+                self._judge = _judge()
+                socket = self._judge.open(self._jail.ipc)
+            self._jail.env[JUDGE_SOCKET_ENV] = str(socket)
+            os.environ[JUDGE_SOCKET_ENV] = str(socket)  # --no-jail: inherited
             # the notebook alone in the working folder (the kernel does not read it: cells come
             # from here), so that a cell that looks for its file finds its own
             Path(self._jail.work, f"{info['notebook']}.ipynb").write_text(json.dumps(nb))
@@ -188,7 +250,10 @@ def judged_execute_class() -> type:
                 nb, resources = super().preprocess(nb, resources, km)
                 record = self._judge.ask({"op": "record"})["record"]
             finally:
-                self._judge.close()
+                try:
+                    self._judge.release()
+                except (RuntimeError, OSError):
+                    _drop_judge()
                 self._jail.close()
                 os.environ.pop(JUDGE_SOCKET_ENV, None)
             cells = self._apply(nb, record)
@@ -196,7 +261,10 @@ def judged_execute_class() -> type:
                 "jail": "bubblewrap" if self.jailed else "none (--no-jail)",
                 "seconds": round(time.time() - started, 2),
                 "peak_memory_bytes": self._peak,
-                "exit": "; ".join(f"cell {i}: {why}" for i, why in self._lost.items()) or "ok",
+                "exit": "; ".join(
+                    f"cell {i}: {why}" for i, why in sorted((self._lost | self._stopped).items())
+                )
+                or "ok",
                 "output_cut": sorted(i for i, n in self._sizes.items() if n > self.output_bytes),
                 "cells": cells,
                 "review": review.flags(nb, self._trusted)
@@ -218,6 +286,11 @@ def judged_execute_class() -> type:
                 cell, resources = super().preprocess_cell(cell, resources, index)
                 if cell.cell_type == "code":
                     self._done.append(index)
+                    if any(o.get("ename") in _STOPPED for o in cell.outputs):
+                        self._stopped[index] = (
+                            f"it was interrupted at the time limit ({self.timeout} s)"
+                        )
+
             except (DeadKernelError, CellControlSignal, TimeoutError, RuntimeError) as error:
                 why = "the kernel died" if isinstance(error, DeadKernelError) else None
                 self._lost[index] = why or f"{type(error).__name__}: {str(error)[:200]}"
@@ -288,7 +361,8 @@ def judged_execute_class() -> type:
                         failure = failure or (ename, bad[0]["message"])
                     else:
                         kind = "hidden" if hidden else "visible"
-                        why = self._lost.get(index, "it was not called, or did not reach the judge")
+                        why = self._lost.get(index) or self._stopped.get(index)
+                        why = why or "it was not called, or did not reach the judge"
                         if earlier := [i for i in self._lost if i < index]:
                             why += f" (the kernel was lost in cell {earlier[-1]})"
                         text = f"the {kind} check of {task} made no verdict: {why}"
@@ -360,7 +434,9 @@ def _grade_one(
 ) -> dict:
     """Autograde one submission (in this process, a worker of `grade`); return its audit record."""
     started = time.time()
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    here, path = str(Path(sys.executable).parent), os.environ.get("PATH", "")
+    if here not in path.split(os.pathsep):
+        os.environ["PATH"] = f"{here}{os.pathsep}{path}"
     record: dict[str, Any] = {"student": student, "assignment": assignment}
     submitted = sorted((course / "submitted" / student / assignment).glob("*.ipynb"))
     record["ran"] = {
@@ -375,7 +451,7 @@ def _grade_one(
             record["reason"] = (result.get("error") or result.get("log") or "")[-3000:]
     except Exception:  # noqa: BLE001 (recorded, and the batch goes on)
         record |= {"status": "failed", "reason": traceback.format_exc()[-3000:]}
-    record |= _RUNS.get(student, {})
+    record |= _RUNS.pop(student, {})
     if record["status"] == "graded":
         scores = _scores(course, assignment, student)
         for cell in record.get("cells", []):
@@ -391,24 +467,92 @@ def _students(course: Path, assignment: str) -> list[str]:
     )
 
 
-def _run_workers(
-    course: Path, assignment: str, students: list[str], timeout: int | None, jailed: bool
-) -> dict[str, dict]:
-    """Grade `students` in worker processes, a few at a time; their audit records by student."""
-    workers = max(1, min(len(students), os.cpu_count() or 1, 4))  # kernels wait a lot
+class _Worker:
+    """A worker process (``grader worker``): it grades the submissions it is sent, one at a time.
 
-    def one(student: str) -> dict:
-        with tempfile.TemporaryDirectory() as folder:
-            out = Path(folder) / "audit.json"
-            cmd = [sys.executable, "-m", "cnncourse.grading.grader", "one", str(course)]
-            cmd += [assignment, student, str(out), str(timeout or 0), "jail" if jailed else "none"]
-            run = subprocess.run(cmd, capture_output=True, text=True)
-            if out.exists():
-                return json.loads(out.read_text())
-            return {"student": student, "status": "failed", "reason": run.stderr[-3000:]}
+    It imports nbgrader and starts its judge once, then reads a student id per line on its stdin
+    and writes that submission's audit record, one JSON line, on its stdout (anything else it
+    prints goes to its log). Each submission still gets its own jail and kernel.
+    """
 
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return dict(zip(students, pool.map(one, students), strict=True))
+    def __init__(self, course: Path, assignment: str, timeout: int | None, jailed: bool) -> None:
+        self.again = functools.partial(_Worker, course, assignment, timeout, jailed)  # a new one
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (the worker's stderr, while it lives)
+        cmd = [sys.executable, "-m", "cnncourse.grading.grader", "worker", str(course)]
+        cmd += [assignment, str(timeout or 0), "jail" if jailed else "none"]
+        self.process = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True
+        )
+
+    def grade(self, student: str) -> dict:
+        """The audit record of `student`'s submission (a failure if the worker died on it)."""
+        try:
+            self.process.stdin.write(json.dumps(student) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+        except OSError:
+            line = ""
+        if line:
+            return json.loads(line)
+        self.close()
+        self.log.seek(0)
+        tail = self.log.read()[-3000:].decode(errors="replace")
+        reason = f"the grading worker stopped (exit code {self.process.returncode}): {tail}"
+        return {"student": student, "status": "failed", "reason": reason}
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()  # the worker ends (its judge with it)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _run_workers(workers: list[_Worker], students: list[str]) -> dict[str, dict]:
+    """Grade `students` with `workers`, each taking the next student when it is free (a worker
+    that died is replaced); their audit records."""
+    todo, lock = iter(students), threading.Lock()
+
+    def work(slot: int) -> dict[str, dict]:
+        done = {}
+        while True:
+            with lock:
+                student = next(todo, None)
+            if student is None:
+                return done
+            if not workers[slot].alive():
+                workers[slot] = workers[slot].again()
+            done[student] = workers[slot].grade(student)
+
+    with concurrent.futures.ThreadPoolExecutor(len(workers)) as pool:
+        found: dict[str, dict] = {}
+        for part in pool.map(work, range(len(workers))):
+            found |= part
+    return {student: found[student] for student in students}
+
+
+def _serve_worker(course: Path, assignment: str, timeout: int | None, jailed: bool) -> None:
+    """``grader worker``: grade each student id read on stdin; each audit record on stdout."""
+    out = os.fdopen(os.dup(1), "w")  # the records; fd 1 (prints, subprocesses) goes to stderr
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    _judge()  # its torch import runs while nbgrader is imported here
+    judged_execute_class()
+    import nbgrader.apps  # noqa: F401 (what `_api` needs, imported before the first student)
+
+    try:
+        for line in sys.stdin:
+            student = json.loads(line)
+            record = _grade_one(course, assignment, student, timeout, jailed)
+            out.write(json.dumps(record) + "\n")
+            out.flush()
+    finally:
+        _drop_judge()
 
 
 def _enrol(course: Path, students: list[str]) -> None:
@@ -428,6 +572,25 @@ def _export(course: Path, config: Any, path: Path) -> None:
         CsvExportPlugin(to=str(path), config=config).export(gb)
 
 
+def _feedback(api: Any, course: Path, assignment: str, students: list[str]) -> None:
+    """nbgrader's feedback of `students`, in one pass, every page sanitised."""
+    from cnncourse.grading import feedback
+
+    if not students:
+        return
+    for student in students:  # only what this run made: none left from an earlier run
+        shutil.rmtree(course / "feedback" / student / assignment, ignore_errors=True)
+    others = {p.parent.name for p in (course / "autograded").glob(f"*/{assignment}")}
+    api.coursedir.student_id_exclude = ",".join(sorted(others - set(students)))
+    try:
+        api.generate_feedback(assignment)
+    finally:
+        api.coursedir.student_id_exclude = ""
+    for student in students:
+        for page in sorted((course / "feedback" / student / assignment).glob("*.html")):
+            page.write_text(feedback.sanitise_html(page.read_text()))
+
+
 def grade(
     course: Path,
     assignment: str,
@@ -443,13 +606,22 @@ def grade(
     Raises `cnncourse.grading.jail.JailError` (before anything is graded) when the jail cannot
     start and `jailed` is true.
     """
-    from cnncourse.grading import feedback, jail
+    from cnncourse.grading import jail
 
     course = Path(course).resolve()
-    if jailed:
-        jail.probe()
-    else:
-        say("warning: grading WITHOUT the jail (--no-jail): students' code runs with your rights")
+    # the workers start first (they import nbgrader and start their judges meanwhile), one per
+    # CPU, at most 4 (kernels wait a lot) and not more than the students
+    count = max(1, min(os.cpu_count() or 1, 4, len(students or _students(course, assignment)) or 4))
+    workers = [_Worker(course, assignment, timeout, jailed) for _ in range(count)]
+    try:
+        if jailed:
+            jail.probe()
+        else:
+            say("warning: grading WITHOUT the jail (--no-jail): your rights run students' code")
+    except BaseException:
+        for worker in workers:
+            worker.close()
+        raise
     repairs: dict[str, dict] = {}
     try:
         from cnncourse.grading.collect import collect
@@ -462,18 +634,26 @@ def grade(
             say(f"warning: collect failed ({type(error).__name__}: {error}); grading submitted/")
             repairs = {"*": {"status": "failed", "reason": f"{type(error).__name__}: {error}"}}
     todo = students or _students(course, assignment)
-    records = _run_workers(course, assignment, todo, timeout, jailed)
-    if verify:  # a fresh jail and fresh hidden cases for everyone: which points change?
-        again = _run_workers(course, assignment, todo, timeout, jailed)
-        for student, record in again.items():
-            before = {c["grade_id"]: c.get("points") for c in records[student].get("cells", [])}
-            after = {c["grade_id"]: c.get("points") for c in record.get("cells", [])}
-            changed = sorted(
-                k for k in before.keys() | after.keys() if before.get(k) != after.get(k)
-            )
-            first = records[student].get("score")
-            record["verify"] = {"first": first, "second": record.get("score"), "changed": changed}
-        records = again
+    try:
+        records = _run_workers(workers, todo)
+        if verify:  # a fresh jail and fresh hidden cases for everyone: which points change?
+            again = _run_workers(workers, todo)
+            for student, record in again.items():
+                before = {c["grade_id"]: c.get("points") for c in records[student].get("cells", [])}
+                after = {c["grade_id"]: c.get("points") for c in record.get("cells", [])}
+                changed = sorted(
+                    k for k in before.keys() | after.keys() if before.get(k) != after.get(k)
+                )
+                first = records[student].get("score")
+                record["verify"] = {
+                    "first": first,
+                    "second": record.get("score"),
+                    "changed": changed,
+                }
+            records = again
+    finally:
+        for worker in workers:
+            worker.close()
     # what collect could not grade: a file with no student id ("?<where>"), a student whose only
     # notebook is unreadable. Each gets an audit record and a line in the summary; a known student
     # not graded goes into the gradebook, so that grades.csv shows them with 0, not without a row
@@ -484,14 +664,13 @@ def grade(
     _enrol(course, [k for k, r in records.items() if r["status"] != "graded" and k[0] != "?"])
     config = _config(course, timeout, jailed)
     api = _api(course, config)
+    graded = [s for s, r in records.items() if r["status"] == "graded"]
+    _feedback(api, course, assignment, graded)
     for student, record in records.items():
         record["collect"] = repairs.get(student, repairs.get("*"))
         if record["status"] == "graded":
-            made = api.generate_feedback(assignment, student)
             pages = sorted((course / "feedback" / student / assignment).glob("*.html"))
-            for page in pages:
-                page.write_text(feedback.sanitise_html(page.read_text()))
-            record["feedback"] = [str(p.relative_to(course)) for p in pages] if made else []
+            record["feedback"] = [str(p.relative_to(course)) for p in pages]
         path = audit_path(course, assignment, student)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1) + "\n")
@@ -511,12 +690,11 @@ def grade(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``cnncourse grade`` (see `cnncourse.cli`); ``one``: a worker grading one submission."""
+    """``cnncourse grade`` (see `cnncourse.cli`); ``worker``: a worker grading submissions."""
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] == "one":
-        course, assignment, student, out, timeout, mode = args[1:]
-        record = _grade_one(Path(course), assignment, student, int(timeout) or None, mode == "jail")
-        Path(out).write_text(json.dumps(record))
+    if args and args[0] == "worker":
+        course, assignment, timeout, mode = args[1:]
+        _serve_worker(Path(course), assignment, int(timeout) or None, mode == "jail")
         return 0
     parser = argparse.ArgumentParser(prog="cnncourse grade")
     add_arguments(parser)

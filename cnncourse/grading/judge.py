@@ -13,6 +13,7 @@ from which the test cells' points are set.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -205,15 +206,19 @@ def _serve() -> None:
         out.flush()
 
 
-def serve_socket(path: str) -> None:
-    """The grader's judge: the kernel's requests on the unix socket `path`, control on stdin.
+def serve_socket(path: str | None) -> None:
+    """The grader's judge: the kernel's requests on a unix socket, control on stdin.
 
-    The kernel (in its jail) connects to `path` and sends the requests of `_serve`. The grader,
-    which started this process, writes control requests to its stdin, one JSON line each, and
-    reads one reply line each from its stdout: ``{"op": "cell", "grade_id": ...}`` (the cell
-    that runs now; ``null``: none), ``{"op": "record"}`` (the verdicts by grade_id). The socket
-    accepts no control request, so the student's code can neither choose the cell nor read or
-    change the record.
+    The kernel (in its jail) connects to the socket (`path`, or the one the last ``socket``
+    request named) and sends the requests of `_serve`. The grader, which started this process,
+    writes control requests to its stdin, one JSON line each, and reads one reply line each from
+    its stdout: ``{"op": "cell", "grade_id": ...}`` (the cell that runs now; ``null``: none),
+    ``{"op": "record"}`` (the verdicts by grade_id), ``{"op": "socket", "path": ...}`` (the next
+    submission: the socket and every connection to it are closed, the state (cases sent, record)
+    starts empty, and the judge listens on `path`; ``null``: on none). The socket accepts no
+    control request, so the student's code can neither choose the cell nor read or change the
+    record. One judge serves a worker's submissions one after another: torch is imported once,
+    and nothing of one submission (a connection, a case, a verdict) is left for the next.
     """
     import socket
     import threading
@@ -221,13 +226,11 @@ def serve_socket(path: str) -> None:
     out, sys.stdout = sys.stdout, sys.stderr
     import torch  # noqa: F401
 
-    judge, lock = Judge(), threading.Lock()
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(8)
+    lock = threading.Lock()
+    state: dict[str, Any] = {"judge": Judge(), "server": None, "conns": set()}
 
-    def connection(conn: socket.socket) -> None:
-        with conn, conn.makefile("r", encoding="utf-8") as lines:
+    def connection(conn: socket.socket, judge: Judge) -> None:
+        with contextlib.suppress(OSError), conn, conn.makefile("r", encoding="utf-8") as lines:
             for line in lines:
                 try:
                     request = json.loads(line)
@@ -236,26 +239,60 @@ def serve_socket(path: str) -> None:
                 except ValueError as error:
                     reply = {"error": f"ValueError: {error}"}
                 else:
-                    with lock:
+                    with lock:  # a connection of an earlier submission judges in its own state
                         reply = judge.handle(request)
                 conn.sendall((json.dumps(reply) + "\n").encode())
 
-    def accept() -> None:
+    def accept(server: socket.socket, judge: Judge) -> None:
         while True:
-            conn, _ = server.accept()
-            threading.Thread(target=connection, args=(conn,), daemon=True).start()
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed: the next submission has its own socket
+                return
+            with lock:
+                if state["server"] is not server:
+                    conn.close()
+                    return
+                state["conns"].add(conn)
+            threading.Thread(target=connection, args=(conn, judge), daemon=True).start()
 
-    threading.Thread(target=accept, daemon=True).start()
+    def listen(where: str | None) -> None:
+        """Close the socket and its connections; a fresh state; listen on `where` (held lock)."""
+        if state["server"] is not None:
+            with contextlib.suppress(OSError):
+                state["server"].shutdown(socket.SHUT_RDWR)
+            state["server"].close()
+        for conn in state["conns"]:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        state.update(judge=Judge(), server=None, conns=set())
+        if where is not None:
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            server.bind(where)
+            server.listen(8)
+            state["server"] = server
+            threading.Thread(target=accept, args=(server, state["judge"]), daemon=True).start()
+
+    with lock:
+        listen(path)
     out.write(json.dumps({"ready": path}) + "\n")
     out.flush()
     for line in sys.stdin:  # the grader's control requests; its end ends the judge
         request = json.loads(line)
         with lock:
+            judge = state["judge"]
             if request["op"] == "cell":
                 judge.cell = request["grade_id"]
                 reply = {"cell": judge.cell}
             elif request["op"] == "record":
                 reply = {"record": judge.record}
+            elif request["op"] == "socket":
+                try:
+                    listen(request["path"])
+                    reply = {"ready": request["path"]}
+                except OSError as error:
+                    reply = {"error": f"{type(error).__name__}: {error}"}
             else:
                 reply = {"error": f"unknown control request {request['op']!r}"}
         out.write(json.dumps(reply) + "\n")
@@ -271,6 +308,6 @@ def main(argv: list[str] | None = None) -> None:
     if args == ["serve"]:
         _serve()
     elif len(args) == 3 and args[:2] == ["serve", "--socket"]:
-        serve_socket(args[2])
+        serve_socket(args[2] or None)
     else:
         raise SystemExit("usage: python -m cnncourse.grading serve [--socket PATH]")
