@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cnncourse.grading.collect import collect, release_notebooks, student_from_name
+from cnncourse.grading.collect import collect, originals, release_notebooks, student_from_name
 from cnncourse.grading.repair import MAX_BYTES, NotANotebook, repair
 from conftest import ROOT
 
@@ -117,11 +117,11 @@ def test_one_notebook_under_any_name_is_graded_and_the_original_kept(course, nam
     first = collect(course, A)["bob"]
     assert first["status"] == "collected" and first["source"] == name
     assert first["actions"] == [f"{name!r} graded as '{A}.ipynb'"]
-    assert not path.exists() and (path.parent / "originals" / name).read_bytes() == data
+    assert not path.exists() and (originals(course, A, "bob") / name).read_bytes() == data
     assert_gradable(collected(course, "bob"))
-    files = {p: p.read_bytes() for p in path.parent.rglob("*")if p.is_file()}  # fmt: skip
+    files = {p: p.read_bytes() for p in course.rglob("*") if p.is_file()}
     assert collect(course, A)["bob"] == first  # a second run changes nothing, says the same
-    assert {p: p.read_bytes() for p in path.parent.rglob("*") if p.is_file()} == files
+    assert {p: p.read_bytes() for p in course.rglob("*") if p.is_file()} == files
 
 
 def test_of_several_notebooks_the_exercise_is_graded_and_the_others_kept(course) -> None:
@@ -129,8 +129,39 @@ def test_of_several_notebooks_the_exercise_is_graded_and_the_others_kept(course)
     hand_in(course, "carol", nbformat.v4.new_notebook(), "scratch.ipynb")  # no release cell
     record = collect(course, A)["carol"]
     assert record["source"] == "ex01_convolution-final.ipynb"
-    assert "another notebook, 'scratch.ipynb', not graded (kept in originals/)" in record["actions"]
-    assert (course / "submitted/carol" / A / "originals/scratch.ipynb").is_file()
+    assert (
+        "another notebook, 'scratch.ipynb', not graded (kept in the originals)" in record["actions"]
+    )
+    assert (originals(course, A, "carol") / "scratch.ipynb").is_file()
+
+
+def test_the_submission_folder_keeps_only_what_is_graded(course: Path) -> None:
+    """nbgrader copies a submission's other files to autograded/ and feedback/ (back to the
+    student): collect leaves only the notebook and nbgrader's timestamp there; the rest, byte for
+    byte, goes to originals/<assignment>/<student>/, outside submitted/."""
+    path = hand_in(course, "dora", honest(), "Copy of ex01_convolution.ipynb")
+    folder = path.parent
+    handed = {
+        "timestamp.txt": b"2026-12-06 10:00:00.000000 UTC",
+        "notes about alice.txt": b"alice helped me",
+        "data/weights.pt": b"\x00\x01 not read",
+        ".ipynb_checkpoints/ex01_convolution-checkpoint.ipynb": as_bytes(honest()),
+    }
+    for name, data in handed.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    record = collect(course, A)["dora"]
+    assert record["status"] == "collected"
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    assert files == [f"{A}.ipynb", "timestamp.txt"]
+    keep = originals(course, A, "dora")
+    assert keep.parent.parent == course / "originals"
+    for name, data in handed.items():
+        if name != "timestamp.txt":
+            assert (keep / name).read_bytes() == data, name
+    assert (keep / path.name).read_bytes() == as_bytes(honest())
+    assert not list((course / "submitted").rglob("originals"))
+    assert collect(course, A)["dora"] == record  # a second run says the same
 
 
 @pytest.mark.parametrize(
@@ -270,7 +301,7 @@ def test_a_file_that_is_not_a_notebook_is_a_recorded_failure(course, data, reaso
     assert records["leo"]["status"] == "failed" and reason in records["leo"]["reason"]
     assert records["mia"]["status"] == "collected"  # the batch goes on
     assert not (course / "submitted/leo" / A / f"{A}.ipynb").exists()
-    assert (course / "submitted/leo" / A / "originals" / f"{A}.ipynb").read_bytes() == data
+    assert (originals(course, A, "leo") / f"{A}.ipynb").read_bytes() == data
     assert collect(course, A)["leo"] == records["leo"]  # and stays recorded
 
 

@@ -97,6 +97,7 @@ STUDENTS = {
     "snoop": snoop,
     "crash": lambda solution, release, course: crash(solution, release),
 }
+HANDED_IN = {"timestamp.txt": "2026-12-06 10:00:00.000000 UTC", "notes.txt": "with untouched"}
 COURSES = {
     "class": (EX01, list(STUDENTS), []),
     "verified": (EX03, ["solution", "untouched"], ["--verify"]),
@@ -114,6 +115,9 @@ def grade_course(course: Path, assignment: str, students: list[str], options: li
         folder = course / "submitted" / student / assignment
         folder.mkdir(parents=True)
         nbformat.write(STUDENTS[student](*pair, course), folder / f"{assignment}.ipynb")
+        if student == "solution":  # what JupyterHub's exchange adds, and a file of the student's
+            for name, text in HANDED_IN.items():
+                (folder / name).write_text(text)
     env = {**os.environ, "PATH": f"{CNNCOURSE.parent}{os.pathsep}{os.environ['PATH']}"}
     cmd = [str(CNNCOURSE), "grade", assignment, "--course", str(course), "--timeout", "60"]
     run = subprocess.run([*cmd, *options], env=env, capture_output=True, text=True)
@@ -358,6 +362,25 @@ def test_feedback_is_safe_to_return(graded) -> None:
         assert not [o for o in others if re.search(rf"autograded/{o}\b", page)]
     untouched = (course / "feedback" / "untouched" / EX01 / f"{EX01}.html").read_text()
     assert not [line for line in secret if line in untouched]
+
+
+@pytest.mark.slow
+def test_a_student_gets_back_the_feedback_page_and_nothing_else(graded) -> None:
+    """nbgrader copies a submission's other files into feedback/: the student's own files (which
+    may name others) are kept in originals/, outside submitted/, and never handed back."""
+    for name, (assignment, students, _) in COURSES.items():
+        course = graded[name]["course"]
+        for student in students:
+            got = sorted(
+                str(p.relative_to(course / "feedback" / student))
+                for p in (course / "feedback" / student).rglob("*")
+                if p.is_file()
+            )
+            stamp = [f"{assignment}/timestamp.txt"] if student == "solution" else []
+            assert got == sorted([f"{assignment}/{assignment}.html", *stamp]), (student, got)
+        kept = course / "originals" / assignment / "solution" / "notes.txt"
+        assert kept.read_text() == HANDED_IN["notes.txt"]
+        assert not [p for p in course.rglob("notes.txt") if p != kept]
 
 
 def test_what_collect_cannot_grade_gets_an_audit_and_a_zero_row(tmp_path: Path) -> None:

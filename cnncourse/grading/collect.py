@@ -22,15 +22,20 @@ the release notebook's nbgrader cells (matched by ``grade_id``):
 - the release's first cell, the locked set-up cell, goes back to the top;
 - outputs and other cell metadata are dropped (autograde clears them anyway).
 
-The student's files that collect replaced or renamed are kept, byte for byte, in
-``submitted/<student>/<assignment>/originals/`` (nbgrader neither grades nor copies notebooks in a
-subfolder), with the record of what was done (``collect.json``), so a second run (``--verify``)
-changes nothing and reports the same record. A file that is not a notebook (not JSON, or no
+The student's files that collect replaced, renamed or set aside are kept, byte for byte, in
+``originals/<assignment>/<student>/`` at the course's top, with the record of what was done
+(``collect.json``), so a second run (``--verify``) changes nothing and reports the same record.
+They are kept outside ``submitted/`` on purpose: nbgrader copies every other file of a submission
+into ``autograded/`` and from there into ``feedback/``, which goes back to the student. So the
+submission folder keeps only the notebook to grade (and nbgrader's ``timestamp.txt``): any other
+file the student handed in (data, notes, a second notebook) is moved to the originals too, never
+returned and never seen by the jailed kernel. A file that is not a notebook (not JSON, or no
 cells) is a failure of that student, recorded with its reason; the batch goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -42,10 +47,11 @@ import nbformat
 
 from cnncourse.grading.repair import MAX_BYTES, NotANotebook, grade_ids, repair
 
-__all__ = ["collect", "student_from_name", "release_notebooks"]
+__all__ = ["collect", "originals", "student_from_name", "release_notebooks"]
 
-ORIGINALS = "originals"  # subfolder of a student's submission: what the student handed in
+ORIGINALS = "originals"  # originals/<assignment>/<student>/: what the student handed in
 RECORD = "collect.json"
+TIMESTAMP = "timestamp.txt"  # nbgrader's record of the hand-in time: stays in the submission
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
 
 
@@ -167,20 +173,55 @@ def _pick(paths: list[Path], release: nbformat.NotebookNode) -> Path:
     return max(paths, key=score)
 
 
-def _keep_original(folder: Path, name: str, data: bytes) -> None:
-    """Keep a student's file in ``originals/`` (under a new name if another one is there)."""
-    keep = folder / ORIGINALS
-    keep.mkdir(exist_ok=True)
+def originals(course: Path, assignment: str, student: str) -> Path:
+    """Where collect keeps what `student` handed in: ``originals/<assignment>/<student>/``."""
+    return Path(course) / ORIGINALS / assignment / student
+
+
+def _keep_original(keep: Path, name: str, data: bytes) -> None:
+    """Keep a student's file in `keep` (under a new name if another one is there)."""
+    keep.mkdir(parents=True, exist_ok=True)
     target, n = keep / name, 1
     while target.exists() and target.read_bytes() != data:
         target, n = keep / f"{n}-{name}", n + 1
     target.write_bytes(data)
 
 
-def _collect_one(folder: Path, name: str, release: nbformat.NotebookNode) -> dict:
-    """Make ``folder/<name>.ipynb`` ready to grade from the notebooks in `folder`; the record."""
-    target, record_path = folder / f"{name}.ipynb", folder / ORIGINALS / RECORD
+def _set_aside(folder: Path, keep: Path, target: Path) -> list[str]:
+    """Move every file of the submission `folder` that is neither a notebook nor `target` nor
+    nbgrader's timestamp to `keep` (their paths kept); what was moved, in words."""
+    actions = []
+    for path in sorted(folder.rglob("*"), reverse=True):  # files before their folders
+        relative = path.relative_to(folder)
+        if path.is_dir() and not path.is_symlink():
+            with contextlib.suppress(OSError):
+                path.rmdir()  # empty once its files are set aside
+            continue
+        if (
+            path == target
+            or relative == Path(TIMESTAMP)
+            or (path.parent == folder and _is_notebook_name(path.name))
+        ):
+            continue
+        if path.is_symlink():
+            path.unlink()  # nothing of it is read: it may point anywhere
+            actions.append(f"a link, {str(relative)!r}, removed")
+            continue
+        (keep / relative).parent.mkdir(parents=True, exist_ok=True)
+        _keep_original((keep / relative).parent, path.name, path.read_bytes())
+        path.unlink()
+        actions.append(f"a file that is not graded, {str(relative)!r}, kept in the originals")
+    return actions
+
+
+def _collect_one(folder: Path, keep: Path, name: str, release: nbformat.NotebookNode) -> dict:
+    """Make ``folder/<name>.ipynb`` ready to grade from the notebooks in `folder`; the record.
+
+    What the student handed in and collect changed or set aside goes to `keep`.
+    """
+    target, record_path = folder / f"{name}.ipynb", keep / RECORD
     previous = json.loads(record_path.read_text()) if record_path.is_file() else None
+    aside = _set_aside(folder, keep, target)
     others = [p for p in sorted(folder.iterdir()) if p.is_file() and _is_notebook_name(p.name)]
     others = [p for p in others if p != target]
     # the target wins, unless collect wrote it and something new was handed in beside it
@@ -192,47 +233,48 @@ def _collect_one(folder: Path, name: str, release: nbformat.NotebookNode) -> dic
         return previous or {
             "status": "failed",
             "reason": "no notebook in the folder",
-            "actions": [],
+            "actions": aside,
         }
-    data, actions = chosen.read_bytes(), []
+    data, actions = chosen.read_bytes(), aside
     digest = hashlib.sha256(data).hexdigest()
     if chosen != target:
         actions.append(f"{chosen.name!r} graded as {target.name!r}")
     for path in others:
-        _keep_original(folder, path.name, path.read_bytes())
+        _keep_original(keep, path.name, path.read_bytes())
         path.unlink()
         if path != chosen:
-            actions.append(f"another notebook, {path.name!r}, not graded (kept in {ORIGINALS}/)")
+            actions.append(f"another notebook, {path.name!r}, not graded (kept in the originals)")
     try:
         nb, repairs = repair(data, release)
     except NotANotebook as error:
         if chosen == target:
-            _keep_original(folder, chosen.name, data)
+            _keep_original(keep, chosen.name, data)
             target.unlink()
         reason = f"{chosen.name!r} is not a notebook: {error}"
         record = {"status": "failed", "reason": reason, "source": chosen.name, "sha256": digest,
                 "actions": actions}  # fmt: skip
+        keep.mkdir(parents=True, exist_ok=True)
         record_path.write_text(json.dumps(record, indent=1) + "\n")
         return record
     actions += repairs
     text = nbformat.writes(nb) + "\n"
     if chosen == target and text.encode() == data:
-        if previous is not None:
+        if previous is not None and not aside:
             return previous  # a second run: the first run's record stands
     else:
         if chosen == target:
-            _keep_original(folder, chosen.name, data)
+            _keep_original(keep, chosen.name, data)
         target.write_text(text)
     record = {"status": "collected", "notebook": target.name, "source": chosen.name,
               "sha256": digest, "actions": actions}  # fmt: skip
-    if (folder / ORIGINALS).is_dir():
+    if keep.is_dir():
         record_path.write_text(json.dumps(record, indent=1) + "\n")
     return record
 
 
-def _place_download(folder: Path, name: str, data: bytes) -> bool:
-    """Put a download in the student's folder, unless collect has already had it."""
-    if (folder / ORIGINALS / name).is_file() and (folder / ORIGINALS / name).read_bytes() == data:
+def _place_download(folder: Path, keep: Path, name: str, data: bytes) -> bool:
+    """Put a download in the student's folder, unless collect has already had it (in `keep`)."""
+    if (keep / name).is_file() and (keep / name).read_bytes() == data:
         return False
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_bytes(data)
@@ -259,7 +301,8 @@ def collect(course: Path, assignment: str, named_regexp: str | None = None) -> d
             continue
         name = Path(where.split(":")[-1]).name
         name = f"download-{name}" if name in {f"{n}.ipynb" for n in releases} else name
-        _place_download(submitted / owner / assignment, name, data)
+        keep = originals(course, assignment, owner)
+        _place_download(submitted / owner / assignment, keep, name, data)
         records.setdefault(owner, {}).setdefault("downloads", []).append(where)
     students = sorted(p.name for p in submitted.iterdir()) if submitted.is_dir() else []
     for student in students:
@@ -267,15 +310,16 @@ def collect(course: Path, assignment: str, named_regexp: str | None = None) -> d
         if not folder.is_dir():
             continue
         record = records.setdefault(student, {})
+        keep = originals(course, assignment, student)
         if not _SAFE_ID.match(student):
             reason = f"student id {student!r}: rename the folder (letters, digits, . _ @ -)"
             record.update(status="failed", actions=[], reason=reason)
         elif len(releases) == 1:
             ((name, release),) = releases.items()
-            record.update(_collect_one(folder, name, release))
+            record.update(_collect_one(folder, keep, name, release))
         else:  # several notebooks: each is found by its own name only
             each = record["notebooks"] = {
-                name: _collect_one(folder, name, release)
+                name: _collect_one(folder, keep / name, name, release)
                 if (folder / f"{name}.ipynb").is_file()
                 else {"status": "failed", "reason": f"no {name}.ipynb", "actions": []}
                 for name, release in releases.items()
