@@ -417,3 +417,112 @@ def test_what_collect_cannot_grade_gets_an_audit_and_a_zero_row(tmp_path: Path) 
     with open(course / "grades.csv", newline="") as f:
         rows = {row["student_id"]: row for row in csv.DictReader(f)}
     assert "carol" in rows and float(rows["carol"]["score"]) == 0, rows
+
+
+# --- the feedback sanitiser (nh3), on pages written as nbconvert writes them ---------------------
+
+PNG = "data:image/png;base64,iVBORw0KGgo="
+
+
+def page(body: str, head: str = "") -> str:
+    return (
+        "<!DOCTYPE html>\n<html>\n<head>\n<title>ex01</title>\n"
+        f'<style type="text/css">.score {{ color: black; }}</style>\n{head}</head>\n'
+        f"<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def parsed(html: str) -> list[tuple[str, dict]]:
+    """Every element of `html` with its attributes, as Python's HTML parser reads them."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Elements(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, dict(attrs)))
+
+        handle_startendtag = handle_starttag
+
+    Elements().feed(html)
+    return found
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "<script>alert(1)</script>",
+        "<SCRIPT SRC=//x.example/a.js></SCRIPT>",
+        '<img src="x" onerror="alert(1)">',
+        '<p onclick="alert(1)" onmouseover="alert(2)">text</p>',
+        '<a href="javascript:alert(1)">link</a>',
+        '<a href=" JaVaScRiPt:alert(1)">link</a>',
+        '<a href="data:text/html;base64,PHNjcmlwdD4=">link</a>',
+        '<img src="data:image/svg+xml;base64,PHN2Zz4=">',
+        '<iframe src="https://x.example"></iframe>',
+        '<iframe srcdoc="&lt;script&gt;alert(1)&lt;/script&gt;"></iframe>',
+        '<object data="x.swf"></object><embed src="x.swf">',
+        '<form action="https://x.example"><input name="q"><button formaction="javascript:x">'
+        "go</button></form>",
+        '<svg><script>alert(1)</script><a xlink:href="javascript:alert(1)">x</a></svg>',
+        "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+        '<base href="https://x.example/"><link rel="stylesheet" href="https://x.example/a.css">',
+        '<meta http-equiv="refresh" content="0;url=javascript:alert(1)">',
+        '<span style="background-image: url(javascript:alert(1))">x</span>',
+        '<div style="width: expression(alert(1))">x</div>',
+        "<!--<script>alert(1)</script>--><p>text</p>",
+        '<noscript><p title="</noscript><img src=x onerror=alert(1)>"></noscript>',
+        '<template><script>alert(1)</script></template><frameset onload="alert(1)">',
+    ],
+)
+def test_the_sanitiser_drops_every_way_to_run_a_script(hostile: str) -> None:
+    from cnncourse.grading.feedback import sanitise_html
+
+    out = sanitise_html(page(hostile))
+    for tag, attrs in parsed(out):
+        assert tag not in {"script", "iframe", "object", "embed", "form", "input", "button"}, out
+        assert tag not in {"base", "link", "svg", "math", "frameset", "template", "noscript"}, out
+        assert not [name for name in attrs if name.startswith("on") or name == "srcdoc"], out
+        for value in attrs.values():
+            plain = "".join((value or "").split()).lower()
+            assert not plain.startswith(("javascript:", "vbscript:")), out
+            assert not plain.startswith("data:") or plain.startswith("data:image/png;"), out
+            assert "url(" not in plain and "expression(" not in plain, out
+    assert "<script" not in out.lower()  # as an element; escaped text may stay
+    assert sanitise_html(out) == out  # a clean page is a fixed point
+
+
+def test_the_sanitiser_keeps_what_a_feedback_page_shows() -> None:
+    from cnncourse.grading.feedback import sanitise_html
+
+    body = (
+        '<a name="top"></a><div class="container" id="toc"><h4>ex01 (Score: 1.0 / 2.0)</h4>'
+        '<ol><li><a href="#test_size_a">Test cell</a></li></ol></div>'
+        "<table><thead><tr><th>k</th><th>MACs</th></tr></thead>"
+        '<tbody><tr><td colspan="2">9</td></tr></tbody></table>'
+        '<pre><span class="ansi-red-fg">CheckFailed</span>: size_a(n=7) returned 5</pre>'
+        '<span style="color: rgb(0,135,0)">def</span> <code>conv2d(x, w)</code>'
+        "<p>The output has $H' = \\frac{H + 2p - k}{s} + 1$ rows &amp; $$C_{out}$$ maps</p>"
+        f'<img src="{PNG}" alt="plot"><img src="data:image/jpeg;base64,/9j/4A==">'
+        '<img src="data:image/gif;base64,R0lGODlh"><a href="https://pytorch.org/docs">docs</a>'
+    )
+    out = sanitise_html(page(body))
+    elements = parsed(out)
+    tags = [t for t, _ in elements]
+    for tag in ("title", "style", "table", "thead", "th", "td", "pre", "code", "ol", "h4"):
+        assert tag in tags, (tag, out)
+    assert ".score { color: black; }" in out  # the template's CSS, whole
+    assert ("div", {"class": "container", "id": "toc"}) in elements
+    assert ("span", {"class": "ansi-red-fg"}) in elements
+    assert ("td", {"colspan": "2"}) in elements
+    assert [a["src"][:15] for t, a in elements if t == "img"] == [
+        PNG[:15],
+        "data:image/jpeg",
+        "data:image/gif;",
+    ]
+    assert any(t == "a" and a.get("href") == "#test_size_a" for t, a in elements)
+    assert any(t == "a" and a.get("href") == "https://pytorch.org/docs" for t, a in elements)
+    assert any(t == "span" and "color" in a.get("style", "") for t, a in elements)
+    assert "$H' = \\frac{H + 2p - k}{s} + 1$" in out and "$$C_{out}$$" in out  # MathJax's text
+    assert "returned 5" in out and "&amp;" in out
+    assert out.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in out
