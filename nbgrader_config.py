@@ -19,6 +19,10 @@ c.CourseDirectory.release_directory = "exercises"
 # Autograding: a cell may run this many seconds; then the kernel is interrupted, the cell scores 0,
 # and grading goes on with the next cell and the next student (an infinite loop cannot stall it).
 c.Execute.timeout = 60
+# nbgrader fails a notebook whose output arrives more than `iopub_timeout` seconds after its cell
+# ends (4 by default): on a busy shared server that fails honest work, so wait longer.
+c.Execute.iopub_timeout = 30
+c.Execute.startup_timeout = 180
 # A test cell deleted from a submission is put back (and run), so the original tests always grade.
 # Edited test cells are restored from the gradebook; an unedited released test cell (which lacks
 # its hidden tests) is restored without nbgrader's false "checksum has changed" warning.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import html
+import importlib
 import json
 import os
 import random
@@ -187,6 +188,9 @@ def closed_form(name: str, a: dict) -> float:
         from test_grading_modules import closed_form as later
 
         return later(name, a)
+    if name.startswith(("ex07.", "ex08.", "ex09.", "ex10.")):  # each in its own test file
+        own = importlib.import_module(f"test_grading_{name.split('.')[0]}")
+        return own.closed_form(name, a)
     from torch import nn
     from torch.utils.flop_counter import FlopCounterMode
 
