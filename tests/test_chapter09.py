@@ -336,10 +336,12 @@ def test_small_unet_measures_from_its_confusion_matrix(g) -> None:
         SEG_SHAPE_NAMES[p - 1],
     )
     assert g["confused_share"] == pytest.approx(share)
-    # The page's claims: every kind of shape loses more pixels to the other kinds than to the
+    # The page's claims: how many kinds of shape lose more pixels to the other kinds than to the
     # background, and most wrong pixels are shape pixels given another shape's class.
-    for t in range(1, n):
-        assert conf[t, 1:].sum() - conf[t, t] > conf[t, 0], SEG_SHAPE_NAMES[t - 1]
+    to_shapes = sum(int(conf[t, 1:].sum() - conf[t, t] > conf[t, 0]) for t in range(1, n))
+    kinds = len(SEG_SHAPE_NAMES)
+    said = "every kind of shape loses" if to_shapes == kinds else f"{to_shapes} of the {kinds} "
+    assert g["kinds_lost_to_shapes"].startswith(said)
     wrong = conf.sum() - hits.sum()
     shape_for_shape = conf[1:, 1:].sum() - hits[1:].sum()
     assert shape_for_shape > wrong / 2
@@ -353,11 +355,14 @@ def test_small_unet_beats_all_background(g) -> None:
     assert g["base_miou"] == pytest.approx(background / (len(SEG_SHAPE_NAMES) + 1))
     assert g["n_steps"] == g["n_epochs"] * math.ceil(g["n_train"] / g["batch_size"])
     # The page's claims: more pixels right than the baseline, a mean IoU several times its
-    # own, and every kind of shape with an IoU above one half, below the background's.
+    # own, and every kind of shape with an IoU below the background's, above or below one half
+    # as the page says.
     assert g["unet_acc"] > g["base_acc"]
     assert g["miou_ratio"] == pytest.approx(g["unet_miou"] / g["base_miou"])
     assert g["miou_ratio"] > 3
-    assert g["unet_iou_bg"] > g["best_shape_iou"] >= g["worst_shape_iou"] > 0.5
+    assert g["unet_iou_bg"] > g["best_shape_iou"] >= g["worst_shape_iou"]
+    half = "more" if g["worst_shape_iou"] > 0.5 else "less"
+    assert g["worst_vs_half"] == f"{half} than one half"
 
 
 def test_question_values(g) -> None:
