@@ -601,14 +601,19 @@ def test_the_givens_are_the_papers_networks() -> None:
     assert round(ops.reference(ops.fixed[0]) / 1e9, 3) == gmacs
 
 
-@pytest.mark.parametrize("name", sorted(ANSWERS))
+# every compute answer of exercises 4 to 10
+ALL_LATER = {n: t for n, t in grading.TASKS.items() if t.answer and n[:2] == "ex" and n > "ex04"}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_LATER))
 def test_a_constant_answer_fails_the_hidden_cases(name: str) -> None:
-    task = ANSWERS[name]
+    task = ALL_LATER[name]
     value = task.reference(task.fixed[0])
 
     def constant(value=value, **givens):
         return value
 
     grading.check_answer(name, constant)
-    with pytest.raises(grading.CheckFailed, match="expected a different value"):
+    wrong = "expected a different value|hidden cases \\(fresh givens\\) fail"
+    with pytest.raises(grading.CheckFailed, match=wrong):
         grading.check_answer(name, constant, hidden=True)
